@@ -73,7 +73,7 @@ class Server:
         await self.build()
         s = self.settings
         config = uvicorn.Config(self.app, host=s.bind_address, port=s.port, loop="none",
-                                http="httptools", ws="websockets", lifespan="off",
+                                http="httptools", ws="websockets-sansio", lifespan="off",
                                 access_log=False, log_level="warning",
                                 timeout_keep_alive=75, **self.ssl_context_kwargs())
         server = uvicorn.Server(config)

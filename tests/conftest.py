@@ -178,3 +178,39 @@ def ns(kubectl):
             break
         time.sleep(0.02)
     return name
+
+
+class Raw:
+    """Plain HTTPS requests with the admin client certificate (for wire-level checks)."""
+
+    def __init__(self, server: ServerProcess):
+        pki = os.path.join(server.data_dir, "pki")
+        self.ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+        self.ctx.load_cert_chain(os.path.join(pki, "admin.crt"), os.path.join(pki, "admin.key"))
+        self.ctx.check_hostname = False
+        self.server = server
+
+    def __call__(self, method: str, path: str, body: bytes | str | None = None,
+                 headers: dict | None = None, timeout: float = 10):
+        import http.client
+        import json as _json
+        conn = http.client.HTTPSConnection("127.0.0.1", self.server.port, context=self.ctx,
+                                           timeout=timeout)
+        if isinstance(body, str):
+            body = body.encode()
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        try:
+            parsed = _json.loads(data)
+        except ValueError:
+            parsed = None
+        return r.status, parsed, dict(r.getheaders()), data
+
+
+@pytest.fixture(scope="session")
+def raw(server):
+    return Raw(server)

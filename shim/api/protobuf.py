@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import json
 from typing import Any
 
@@ -151,6 +152,7 @@ _SCALAR_ZERO = {FieldDescriptor.TYPE_STRING: "", FieldDescriptor.TYPE_BYTES: b""
                 FieldDescriptor.TYPE_BOOL: False}
 
 
+@functools.lru_cache(maxsize=None)
 def _json_tag(field: FieldDescriptor) -> tuple[str, bool, bool] | None:
     """(json name, omitempty, inline) from the Go json tag; None for `json:"-"`."""
     opts = field.GetOptions()
@@ -164,6 +166,7 @@ def _json_tag(field: FieldDescriptor) -> tuple[str, bool, bool] | None:
     return name or field.name, "omitempty" in flags_set, "inline" in flags_set
 
 
+@functools.lru_cache(maxsize=None)
 def _is_pointer(field: FieldDescriptor) -> bool:
     opts = field.GetOptions()
     return opts.HasExtension(_PTR_OPT) and opts.Extensions[_PTR_OPT]

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 import orjson
 
 from shim.resources.base import Registry, Resource
-from shim.store.base import (ADDED, DELETED, MODIFIED, Compacted, Entry, KeyExists,
+from shim.store.base import (ADDED, DELETED, MODIFIED, Entry, KeyExists,
                              KeyNotFound, RevisionConflict, Store)
 
 from . import errors
@@ -167,13 +167,16 @@ class REST:
                                      f'{_json_type(meta)} into Go struct field {kind}.metadata of '
                                      'type v1.ObjectMeta')
 
-    def _field_validation(self, res: Resource, obj: dict, opts: WriteOptions, kind: str | None = None,
-                          definition: str | None = None) -> None:
-        if self.field_check is None:
-            return
-        warnings = self.field_check(obj, definition or res.definition, opts.field_validation,
-                                    kind or res.kind, opts.raw_body)
-        opts.warnings.extend(warnings)
+    def _field_validation(self, res: Resource, obj: dict, opts: WriteOptions) -> None:
+        """fieldValidation (unknown/duplicate fields) and the decode-time checks (quantities,
+        base64) that the real server reports as 400 before any validation."""
+        if self.field_check is not None:
+            opts.warnings.extend(self.field_check(obj, res.definition, opts.field_validation,
+                                                  res.kind, opts.raw_body))
+        from shim.resources import validation
+        why = validation.decode_error(res.kind, obj)
+        if why:
+            raise errors.bad_request(why)
 
     # ---- read ---------------------------------------------------------------------------
     async def get(self, res: Resource, ns: str | None, name: str) -> Entry:
@@ -250,7 +253,7 @@ class REST:
         self.fill_system_fields(res, obj)
         res.prepare_for_create(obj, self.ctx)
         name = meta.get("name", "")
-        errs = self.validate_meta(res, obj) + res.validate(obj)
+        errs = res.validate(obj)
         if errs:
             raise errors.invalid(res.kind, name, errs, res.group)
         if res.namespaced:
@@ -280,10 +283,6 @@ class REST:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-
-    def validate_meta(self, res: Resource, obj: dict) -> list:
-        from shim.resources import validation as v
-        return v.object_meta(obj["metadata"], namespaced=res.namespaced, name_fn=res.name_validator)
 
     # ---- update -------------------------------------------------------------------------
     async def update(self, res: Resource, ns: str | None, name: str, obj: dict, opts: WriteOptions,
@@ -352,9 +351,7 @@ class REST:
         if subresource == "status":
             errs = res.validate_status_update(new, old)
         else:
-            from shim.resources import validation as v
-            errs = v.object_meta_update(newm, oldm) + self.validate_meta(res, new) + \
-                res.validate_update(new, old)
+            errs = res.validate_update(new, old)
         if errs:
             raise errors.invalid(res.kind, newm.get("name", ""), errs, res.group)
         if new == old:

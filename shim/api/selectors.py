@@ -111,7 +111,7 @@ def parse_label_selector(selector: str) -> list[Requirement]:
                 try:
                     int(v)
                 except ValueError:
-                    raise bad_request(f"unable to parse requirement: for 'Gt', 'Lt' operators, "
+                    raise bad_request("unable to parse requirement: for 'Gt', 'Lt' operators, "
                                       f"the value must be an integer") from None
                 reqs.append((key, op, (v,)))
             else:

@@ -33,15 +33,25 @@ async def ensure_cluster_objects(rest: REST, host: str, port: int) -> None:
         "spec": {"type": "ClusterIP", "clusterIP": ips.first, "clusterIPs": [ips.first],
                  "sessionAffinity": "None",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}})
+    # The apiserver's own endpoints reconciler writes these straight to storage (the address
+    # may be loopback, which validation refuses for user-written Endpoints).
     ep_res = rest.registry.get("", "v1", "endpoints")
-    want = {"apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": host}],
-                         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
-    cur = await rest.store.get(ep_res.key("default", "kubernetes"))
+    key = ep_res.key("default", "kubernetes")
+    subsets = [{"addresses": [{"ip": host}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
+    cur = await rest.store.get(key)
     if cur is None:
-        await ensure(rest, "endpoints", "default", want)
-    elif cur.obj.get("subsets") != want["subsets"]:
-        want["metadata"]["resourceVersion"] = cur.obj["metadata"]["resourceVersion"]
-        await rest.update(ep_res, "default", "kubernetes", want, WriteOptions())
+        import uuid
+
+        from shim.api.rest import now_rfc3339
+        await rest.store.create(key, {
+            "kind": "Endpoints", "apiVersion": "v1",
+            "metadata": {"name": "kubernetes", "namespace": "default", "uid": str(uuid.uuid4()),
+                         "creationTimestamp": now_rfc3339(),
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": subsets})
+    elif cur.obj.get("subsets") != subsets:
+        import orjson
+        obj = orjson.loads(cur.raw)
+        obj["subsets"] = subsets
+        await rest.store.update(key, obj, cur.rev)

@@ -83,7 +83,10 @@ class Resource:
         """Field defaulting shared by create and update (defaults.go)."""
 
     def validate(self, obj: dict) -> list[FieldError]:
-        return []
+        """Create validation, object metadata included."""
+        from shim.resources import validation
+        return validation.object_meta(obj.get("metadata"), namespaced=self.namespaced,
+                                      name_fn=self.name_validator)
 
     def prepare_for_update(self, new: dict, old: dict) -> None:
         """Main-resource update: status is kept from the stored object."""
@@ -95,7 +98,10 @@ class Resource:
         self.default(new)
 
     def validate_update(self, new: dict, old: dict) -> list[FieldError]:
-        return self.validate(new)
+        """Update validation (immutable metadata + the new object's validity)."""
+        from shim.resources import validation
+        return validation.object_meta_update(new.get("metadata"), old.get("metadata")) + \
+            self.validate(new)
 
     def prepare_for_status_update(self, new: dict, old: dict) -> dict:
         """Status update: only .status of `new` is taken; returns the object to store."""

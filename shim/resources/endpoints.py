@@ -16,3 +16,6 @@ class Endpoints(Resource):
 
     def validate(self, obj):
         return validation.endpoints(obj)
+
+    def validate_update(self, new, old):
+        return validation.endpoints_update(new, old)

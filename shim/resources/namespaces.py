@@ -61,3 +61,6 @@ class Namespaces(Resource):
 
     def validate_update(self, new, old):
         return validation.namespace_update(new, old)
+
+    def validate_status_update(self, new, old):
+        return validation.namespace_status_update(new, old)

@@ -31,3 +31,6 @@ class Nodes(Resource):
 
     def validate(self, obj):
         return validation.node(obj)
+
+    def validate_update(self, new, old):
+        return validation.node_update(new, old)

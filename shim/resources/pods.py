@@ -118,6 +118,9 @@ class Pods(Resource):
             grace = 1
         return grace
 
+    def validate_status_update(self, new, old):
+        return validation.pod_status_update(new, old)
+
 
 def _has_sa_mount(spec: dict) -> bool:
     return any(m.get("mountPath") == _SA_MOUNT

@@ -48,3 +48,6 @@ class ReplicationControllers(Resource):
                 "spec": {"replicas": rc.get("spec", {}).get("replicas", 0)},
                 "status": {"replicas": rc.get("status", {}).get("replicas", 0),
                            "selector": format_map_selector(rc.get("spec", {}).get("selector"))}}
+
+    def validate_status_update(self, new, old):
+        return validation.replication_controller_status_update(new, old)

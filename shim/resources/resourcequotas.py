@@ -18,3 +18,9 @@ class ResourceQuotas(Resource):
 
     def validate(self, obj):
         return validation.resource_quota(obj)
+
+    def validate_update(self, new, old):
+        return validation.resource_quota_update(new, old)
+
+    def validate_status_update(self, new, old):
+        return validation.resource_quota_status_update(new, old)

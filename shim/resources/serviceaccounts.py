@@ -18,3 +18,6 @@ class ServiceAccounts(Resource):
 
     def validate(self, obj):
         return validation.service_account(obj)
+
+    def validate_update(self, new, old):
+        return validation.service_account_update(new, old)

@@ -141,6 +141,9 @@ class Services(Resource):
         for p in spec.get("ports") or []:
             ports.release(p.get("nodePort"))
 
+    def validate_status_update(self, new, old):
+        return validation.service_status_update(new, old)
+
 
 def rebuild_allocations(entries, ips, ports) -> None:
     """Mark every stored Service's ClusterIP and NodePorts as held (start-up)."""

@@ -1316,8 +1316,7 @@ def _named(path: str, value: Any, fn: NameFn) -> list[FieldError]:
     return _names(path, value, fn(value, False)) if value else []
 
 
-def pod_spec(spec: Any, path: str = "spec", *, is_pod: bool = True,
-             pod_name: str = "") -> list[FieldError]:
+def pod_spec(spec: Any, path: str = "spec", *, is_pod: bool = True) -> list[FieldError]:
     """ValidatePodSpec (is_pod=False for templates: RC pods may leave hostPort 0 etc.)."""
     spec = _map(spec)
     errs: list[FieldError] = []
@@ -1409,7 +1408,7 @@ def pod_template_spec(template: Any, path: str) -> list[FieldError]:
 def _pod_metadata_and_spec(obj: dict) -> list[FieldError]:
     meta, spec = _map(obj.get("metadata")), _map(obj.get("spec"))
     errs = object_meta(meta, namespaced=True, name_fn=name_is_dns_subdomain)
-    errs += pod_spec(spec, "spec", is_pod=True, pod_name=_s(meta.get("name")))
+    errs += pod_spec(spec, "spec", is_pod=True)
     if not _s(spec.get("serviceAccountName")):
         for vi, vol in enumerate(_list(spec.get("volumes"))):
             sources = _list(_map(_map(vol).get("projected")).get("sources"))
@@ -1637,3 +1636,879 @@ def _pod_ips(status: dict) -> list[FieldError]:
         for i, entry in enumerate(host_ips):
             errs += validate_ip(f"status.hostIPs[{i}]", _s(_map(entry).get("ip")))
     return errs
+
+
+# ==== replication controllers =================================================================
+
+def _selector_matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def replication_controller_spec(spec: Any, path: str = "spec") -> list[FieldError]:
+    spec = _map(spec)
+    errs = _nonneg(f"{path}.minReadySeconds", spec.get("minReadySeconds"))
+    selector = _map(spec.get("selector"))
+    if not selector:
+        errs.append(required(f"{path}.selector"))
+    errs += _nonneg(f"{path}.replicas", spec.get("replicas"))
+    template = spec.get("template")
+    tpath = f"{path}.template"
+    if not isinstance(template, dict):
+        return errs + [required(tpath)]
+    labels = _map(template.get("metadata")).get("labels")
+    if selector and not _selector_matches(selector, _map(labels)):
+        errs.append(invalid_value(f"{tpath}.metadata.labels", _sorted(labels),
+                                  "`selector` does not match template `labels`"))
+    errs += pod_template_spec(template, tpath)
+    tspec = _map(template.get("spec"))
+    restart = _s(tspec.get("restartPolicy"))
+    if restart != "Always":
+        errs.append(unsupported(f"{tpath}.spec.restartPolicy", restart, ["Always"]))
+    if tspec.get("activeDeadlineSeconds") is not None:
+        errs.append(forbidden_field(f"{tpath}.spec.activeDeadlineSeconds",
+                                    "activeDeadlineSeconds in ReplicationController is not Supported"))
+    return errs
+
+
+def replication_controller(obj: Any) -> list[FieldError]:
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+    return errs + replication_controller_spec(obj.get("spec"))
+
+
+def replication_controller_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    return errs + replication_controller_spec(new.get("spec"))
+
+
+def replication_controller_status_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    status = _map(new.get("status"))
+    for key in ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas",
+                "observedGeneration"):
+        errs += _nonneg(f"status.{key}", status.get(key))
+    replicas, ready = _int(status.get("replicas")), _int(status.get("readyReplicas"))
+    for key in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+        if _int(status.get(key)) > replicas:
+            errs.append(invalid_value(f"status.{key}", _int(status.get(key)),
+                                      "cannot be greater than status.replicas"))
+    if _int(status.get("availableReplicas")) > ready:
+        errs.append(invalid_value("status.availableReplicas", _int(status.get("availableReplicas")),
+                                  "cannot be greater than readyReplicas"))
+    return errs
+
+
+# ==== services and endpoints ==================================================================
+
+SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+
+
+def _is_headless(spec: dict) -> bool:
+    return _list(spec.get("clusterIPs")) == ["None"]
+
+
+def _go_service_port(port: dict) -> dict:
+    """core.ServicePort as Go's json.Marshal prints the internal (tag-less) struct."""
+    return {"Name": "", "Protocol": _s(port.get("protocol")), "AppProtocol": None,
+            "Port": _int(port.get("port")), "TargetPort": 0, "NodePort": 0}
+
+
+def _service_port(port: dict, require_name: bool, names: set, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = _s(port.get("name"))
+    if require_name and not name:
+        errs.append(required(f"{path}.name"))
+    elif name:
+        errs += _label(f"{path}.name", name)
+        if name in names:
+            errs.append(duplicate(f"{path}.name", name))
+        names.add(name)
+    errs += [invalid_value(f"{path}.port", _int(port.get("port")), m)
+             for m in is_valid_port_num(port.get("port"))]
+    errs += _protocol(port.get("protocol"), f"{path}.protocol")
+    errs += _port_num_or_name(port.get("targetPort"), f"{path}.targetPort")
+    if port.get("appProtocol") is not None:
+        errs += _qualified(f"{path}.appProtocol", _s(port["appProtocol"]))
+    return errs
+
+
+def _service_type_rules(spec: dict) -> list[FieldError]:
+    kind = spec.get("type")
+    ips = _list(spec.get("clusterIPs"))
+    if kind in ("LoadBalancer", "NodePort") and _is_headless(spec):
+        return [invalid_value("spec.clusterIPs[0]", ips[0],
+                              f"may not be set to 'None' for {kind} services")]
+    if kind != "ExternalName":
+        return []
+    errs = []
+    for key in ("clusterIPs", "ipFamilies"):
+        if _list(spec.get(key)):
+            errs.append(forbidden_field(f"spec.{key}", "may not be set for ExternalName services"))
+    if spec.get("ipFamilyPolicy") is not None:
+        errs.append(forbidden_field("spec.ipFamilyPolicy", "may not be set for ExternalName services"))
+    cname = _s(spec.get("externalName")).removesuffix(".")
+    errs += _subdomain("spec.externalName", cname) if cname else [required("spec.externalName")]
+    return errs
+
+
+def _session_affinity(spec: dict) -> list[FieldError]:
+    affinity = spec.get("sessionAffinity")
+    errs = _enum("spec.sessionAffinity", affinity, ("ClientIP", "None"))
+    cfg_path = "spec.sessionAffinityConfig"
+    if affinity == "ClientIP":
+        cfg = spec.get("sessionAffinityConfig")
+        detail = "when session affinity type is ClientIP"
+        if not isinstance(cfg, dict):
+            return errs + [required(cfg_path, detail)]
+        if not isinstance(cfg.get("clientIP"), dict):
+            return errs + [required(f"{cfg_path}.clientIP", detail)]
+        timeout = cfg["clientIP"].get("timeoutSeconds")
+        if timeout is None:
+            return errs + [required(f"{cfg_path}.clientIP.timeoutSeconds", detail)]
+        if not isinstance(timeout, int) or timeout <= 0 or timeout > 86400:
+            errs.append(invalid_value(f"{cfg_path}.clientIP.timeoutSeconds", timeout,
+                                      "must be greater than 0 and less than 86400"))
+    elif affinity == "None" and spec.get("sessionAffinityConfig") is not None:
+        errs.append(forbidden_field(cfg_path, "must not be set when session affinity is None"))
+    return errs
+
+
+def _cluster_ips(spec: dict) -> list[FieldError]:
+    """ValidateServiceClusterIPsRelatedFields (single-stack subset, plus families/policy enums)."""
+    if spec.get("type") == "ExternalName":
+        return []
+    errs: list[FieldError] = []
+    cluster_ip, ips = _s(spec.get("clusterIP")), _list(spec.get("clusterIPs"))
+    if cluster_ip:
+        if not ips:
+            errs.append(required("spec.clusterIPs"))
+        elif ips[0] != cluster_ip:
+            errs.append(invalid_value("spec.clusterIPs", ips, "first value must match `clusterIP`"))
+    elif ips:
+        errs.append(invalid_value("spec.clusterIPs", ips, "must be empty when `clusterIP` is not "
+                                                          "specified"))
+    seen: set = set()
+    for i, family in enumerate(_list(spec.get("ipFamilies"))):
+        if family not in ("IPv4", "IPv6"):
+            errs.append(unsupported(f"spec.ipFamilies[{i}]", family, ["IPv4", "IPv6"]))
+        if family in seen:
+            errs.append(duplicate(f"spec.ipFamilies[{i}]", family))
+        seen.add(family)
+    policy = spec.get("ipFamilyPolicy")
+    if policy is not None and policy not in ("PreferDualStack", "RequireDualStack", "SingleStack"):
+        errs.append(unsupported("spec.ipFamilyPolicy", policy,
+                                ["PreferDualStack", "RequireDualStack", "SingleStack"]))
+    for i, ip in enumerate(ips):
+        if i == 0 and ip == "None":
+            if len(ips) > 1:
+                errs.append(invalid_value("spec.clusterIPs", ips, "'None' must be the first and "
+                                                                  "only value"))
+            continue
+        errs += validate_ip(f"spec.clusterIPs[{i}]", ip)
+    if len(ips) > 2:
+        errs.append(invalid_value("spec.clusterIPs", ips, "may only hold up to 2 values"))
+    return errs
+
+
+def _non_special_ip(path: str, value: str) -> list[FieldError]:
+    ip = parse_ip_sloppy(value)
+    if ip is None:
+        return [invalid_value(path, value, "must be a valid IP address")]
+    errs = []
+    if ip.is_unspecified:
+        errs.append(invalid_value(path, value, f"may not be unspecified ({value})"))
+    if ip.is_loopback:
+        errs.append(invalid_value(path, value, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
+    if ip.is_link_local and not ip.is_multicast:
+        errs.append(invalid_value(path, value, "may not be in the link-local range "
+                                               "(169.254.0.0/16, fe80::/10)"))
+    link_local_multicast = "224.0.0.0/24" if ip.version == 4 else "ff02::/16"
+    if ip in ipaddress.ip_network(link_local_multicast):
+        errs.append(invalid_value(path, value, "may not be in the link-local multicast range "
+                                               "(224.0.0.0/24, ff02::/10)"))
+    return errs
+
+
+def _service_ports_all(spec: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    ports = [_map(p) for p in _list(spec.get("ports"))]
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        errs += _service_port(port, len(ports) > 1, names, f"spec.ports[{i}]")
+    return errs
+
+
+def _service_port_uniqueness(spec: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    ports = [_map(p) for p in _list(spec.get("ports"))]
+    if spec.get("type") == "ClusterIP":
+        for i, port in enumerate(ports):
+            if _int(port.get("nodePort")):
+                errs.append(forbidden_field(f"spec.ports[{i}].nodePort",
+                                            "may not be used when `type` is 'ClusterIP'"))
+    node_ports: set = set()
+    for i, port in enumerate(ports):
+        node_port = _int(port.get("nodePort"))
+        if not node_port:
+            continue
+        key = (_s(port.get("protocol")), node_port)
+        if key in node_ports:
+            errs.append(duplicate(f"spec.ports[{i}].nodePort", node_port))
+        node_ports.add(key)
+    seen: set = set()
+    for i, port in enumerate(ports):
+        key = (_s(port.get("protocol")), _int(port.get("port")))
+        if key in seen:
+            errs.append(duplicate(f"spec.ports[{i}]", _go_service_port(port)))
+        seen.add(key)
+    return errs
+
+
+def _service_lb_fields(spec: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    is_lb = spec.get("type") == "LoadBalancer"
+    ranges = _list(spec.get("loadBalancerSourceRanges"))
+    if ranges:
+        if not is_lb:
+            errs.append(forbidden_field("spec.LoadBalancerSourceRanges",
+                                        "may only be used when `type` is 'LoadBalancer'"))
+        for i, value in enumerate(ranges):
+            errs += validate_cidr(f"spec.LoadBalancerSourceRanges[{i}]", _s(value).strip())
+    if spec.get("allocateLoadBalancerNodePorts") is not None and not is_lb:
+        errs.append(forbidden_field("spec.allocateLoadBalancerNodePorts",
+                                    "may only be used when `type` is 'LoadBalancer'"))
+    if is_lb and spec.get("allocateLoadBalancerNodePorts") is None:
+        errs.append(required("allocateLoadBalancerNodePorts"))
+    lb_class = spec.get("loadBalancerClass")
+    if lb_class is not None:
+        if is_lb:
+            errs += _qualified("spec.loadBalancerClass", _s(lb_class))
+        else:
+            errs.append(forbidden_field("spec.loadBalancerClass",
+                                        "may only be used when `type` is 'LoadBalancer'"))
+    return errs
+
+
+def _traffic_policies(spec: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    external = _s(spec.get("externalTrafficPolicy"))
+    accessible = spec.get("type") in ("LoadBalancer", "NodePort") or (
+        spec.get("type") == "ClusterIP" and bool(_list(spec.get("externalIPs"))))
+    if not accessible:
+        if external:
+            errs.append(invalid_value("spec.externalTrafficPolicy", external,
+                                      "may only be set for externally-accessible services"))
+    elif not external:
+        errs.append(required("spec.externalTrafficPolicy"))
+    elif external not in ("Cluster", "Local"):
+        errs.append(unsupported("spec.externalTrafficPolicy", external, ["Cluster", "Local"]))
+    health = _int(spec.get("healthCheckNodePort"))
+    if not (spec.get("type") == "LoadBalancer" and external == "Local"):
+        if health:
+            errs.append(invalid_value("spec.healthCheckNodePort", health,
+                                      "may only be set when `type` is 'LoadBalancer' and "
+                                      "`externalTrafficPolicy` is 'Local'"))
+    elif not health:
+        errs.append(required("spec.healthCheckNodePort"))
+    else:
+        errs += [invalid_value("spec.healthCheckNodePort", health, m) for m in is_valid_port_num(health)]
+    internal = spec.get("internalTrafficPolicy")
+    if internal is None:
+        if spec.get("type") in ("NodePort", "LoadBalancer", "ClusterIP"):
+            errs.append(required("spec.internalTrafficPolicy"))
+    elif internal not in ("Cluster", "Local"):
+        errs.append(unsupported("spec.internalTrafficPolicy", internal, ["Cluster", "Local"]))
+    distribution = spec.get("trafficDistribution")
+    if distribution is not None and distribution != "PreferClose":
+        errs.append(unsupported("spec.trafficDistribution", distribution, ["PreferClose"]))
+    return errs
+
+
+def service(obj: Any) -> list[FieldError]:
+    """ValidateService (after defaulting and after clusterIP allocation or clusterIPs sync)."""
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns1035_label)
+    spec = _map(obj.get("spec"))
+    if not _list(spec.get("ports")) and not _is_headless(spec) and spec.get("type") != "ExternalName":
+        errs.append(required("spec.ports"))
+    errs += _service_type_rules(spec)
+    errs += _service_ports_all(spec)
+    if spec.get("selector") is not None:
+        errs += validate_labels(spec.get("selector"), "spec.selector")
+    errs += _session_affinity(spec)
+    errs += _cluster_ips(spec)
+    for i, ip in enumerate(_list(spec.get("externalIPs"))):
+        ip_errs = validate_ip(f"spec.externalIPs[{i}]", ip)
+        errs += ip_errs or _non_special_ip(f"spec.externalIPs[{i}]", ip)
+    errs += _enum("spec.type", spec.get("type"), SERVICE_TYPES)
+    errs += _service_port_uniqueness(spec)
+    errs += _service_lb_fields(spec)
+    return errs + _traffic_policies(spec)
+
+
+def _cluster_ip_changes(nspec: dict, ospec: dict) -> list[FieldError]:
+    """validateUpgradeDowngradeClusterIPs: allocated IPs never change (except via ExternalName)."""
+    if "ExternalName" in (nspec.get("type"), ospec.get("type")):
+        return []
+    if _is_headless(nspec) and _is_headless(ospec):
+        return []
+    new, old = _list(nspec.get("clusterIPs")), _list(ospec.get("clusterIPs"))
+    path = "spec.clusterIPs[0]"
+    if len(new) == len(old):
+        return [invalid_value(f"spec.clusterIPs[{i}]", new, "may not change once set")
+                for i, ip in enumerate(old) if ip != new[i]]
+    if len(old) > len(new):
+        errs = []
+        if not new:
+            errs.append(invalid_value(path, new, "primary clusterIP can not be unset"))
+        elif old[0] != new[0]:
+            errs.append(invalid_value(path, new, "may not change once set"))
+        if len(new) == 1 and nspec.get("ipFamilyPolicy") != "SingleStack":
+            errs.append(invalid_value("spec.ipFamilyPolicy", nspec.get("ipFamilyPolicy"),
+                                      "must be set to 'SingleStack' when releasing the secondary "
+                                      "clusterIP"))
+        return errs
+    if old and new[0] != old[0]:
+        return [invalid_value(path, new, "may not change once set")]
+    return []
+
+
+def service_update(new: Any, old: Any) -> list[FieldError]:
+    """ValidateServiceUpdate: clusterIPs/ipFamilies/loadBalancerClass/healthCheckNodePort kept."""
+    new, old = _map(new), _map(old)
+    nspec, ospec = _map(new.get("spec")), _map(old.get("spec"))
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    errs += _cluster_ip_changes(nspec, ospec)
+    if "ExternalName" not in (nspec.get("type"), ospec.get("type")) and \
+            _is_headless(nspec) == _is_headless(ospec) and not _is_headless(nspec):
+        nf, of = _list(nspec.get("ipFamilies")), _list(ospec.get("ipFamilies"))
+        if len(nf) == len(of) and nf != of:
+            errs.append(invalid_value("spec.ipFamilies[0]", nf, "may not change once set"))
+    if nspec.get("type") == "LoadBalancer" == ospec.get("type") and \
+            nspec.get("loadBalancerClass") != ospec.get("loadBalancerClass"):
+        errs.append(invalid_value("spec.loadBalancerClass", nspec.get("loadBalancerClass"),
+                                  "may not change once set"))
+
+    def needs_health(s: dict) -> bool:
+        return s.get("type") == "LoadBalancer" and s.get("externalTrafficPolicy") == "Local"
+    if needs_health(nspec) and needs_health(ospec) and \
+            nspec.get("healthCheckNodePort") != ospec.get("healthCheckNodePort"):
+        errs.append(forbidden_field("spec.healthCheckNodePort", FIELD_IMMUTABLE))
+    return errs + service(new)
+
+
+def service_status_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    ingress = _list(_map(_map(new.get("status")).get("loadBalancer")).get("ingress"))
+    if ingress and _map(new.get("spec")).get("type") != "LoadBalancer":
+        return errs + [forbidden_field("status.loadBalancer.ingress",
+                                       "may only be used when `spec.type` is 'LoadBalancer'")]
+    for i, ing in enumerate(ingress):
+        ing, ipath = _map(ing), f"status.loadBalancer.ingress[{i}]"
+        if _s(ing.get("ip")):
+            errs += validate_ip(f"{ipath}.ip", ing["ip"])
+        if ing.get("ipMode") is None and _s(ing.get("ip")):
+            errs.append(required(f"{ipath}.ipMode", "must be specified when `ip` is set"))
+        elif ing.get("ipMode") is not None and not _s(ing.get("ip")):
+            errs.append(forbidden_field(f"{ipath}.ipMode", "may not be specified when `ip` is not set"))
+        elif ing.get("ipMode") is not None and ing["ipMode"] not in ("Proxy", "VIP"):
+            errs.append(unsupported(f"{ipath}.ipMode", ing["ipMode"], ["Proxy", "VIP"]))
+        if _s(ing.get("hostname")):
+            errs += _subdomain(f"{ipath}.hostname", ing["hostname"])
+    return errs
+
+
+def endpoints(obj: Any) -> list[FieldError]:
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+    for i, subset in enumerate(_list(obj.get("subsets"))):
+        subset, spath = _map(subset), f"subsets[{i}]"
+        if not _list(subset.get("addresses")) and not _list(subset.get("notReadyAddresses")):
+            errs.append(required(spath, "must specify `addresses` or `notReadyAddresses`"))
+        for key in ("addresses", "notReadyAddresses"):
+            for j, addr in enumerate(_list(subset.get(key))):
+                errs += _endpoint_address(_map(addr), f"{spath}.{key}[{j}]")
+        ports = _list(subset.get("ports"))
+        for j, port in enumerate(ports):
+            errs += _endpoint_port(_map(port), len(ports) > 1, f"{spath}.ports[{j}]")
+    return errs
+
+
+def endpoints_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    return object_meta_update(new.get("metadata"), old.get("metadata")) + endpoints(new)
+
+
+def _endpoint_address(addr: dict, path: str) -> list[FieldError]:
+    ip = _s(addr.get("ip"))
+    errs = validate_ip(f"{path}.ip", ip)
+    if _s(addr.get("hostname")):
+        errs += _label(f"{path}.hostname", addr["hostname"])
+    if addr.get("nodeName") is not None:
+        node_name = _s(addr["nodeName"])
+        errs += _names(f"{path}.nodeName", node_name, name_is_dns_subdomain(node_name))
+    return errs + _non_special_ip(f"{path}.ip", ip)
+
+
+def _endpoint_port(port: dict, require_name: bool, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = _s(port.get("name"))
+    if require_name and not name:
+        errs.append(required(f"{path}.name"))
+    elif name:
+        errs += _label(f"{path}.name", name)
+    errs += [invalid_value(f"{path}.port", _int(port.get("port")), m)
+             for m in is_valid_port_num(port.get("port"))]
+    errs += _protocol(port.get("protocol"), f"{path}.protocol")
+    if port.get("appProtocol") is not None:
+        errs += _qualified(f"{path}.appProtocol", _s(port["appProtocol"]))
+    return errs
+
+
+# ==== secrets and config maps =================================================================
+
+def _b64_decode(value: Any) -> bytes | None:
+    """Decode a []byte field the way encoding/json does (std alphabet, \\r\\n ignored)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _go_json_error(raw: bytes) -> str | None:
+    """json.Unmarshal into map[string]interface{}: the Go error text, or None if it decodes."""
+    text = raw.decode("utf-8", "replace")
+    if not text.strip():
+        return "unexpected end of JSON input"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.pos >= len(text.rstrip()):
+            return "unexpected end of JSON input"
+        return f"invalid character '{text[e.pos]}' looking for beginning of value"
+    go_types = {list: "array", str: "string", bool: "bool", int: "number", float: "number"}
+    if value is not None and not isinstance(value, dict):
+        return (f"json: cannot unmarshal {go_types.get(type(value), 'value')} into Go value of "
+                "type map[string]interface {}")
+    return None
+
+
+def _secret_type_rules(obj: dict, data: dict) -> list[FieldError]:
+    kind = _s(obj.get("type"))
+    errs: list[FieldError] = []
+    if kind == "kubernetes.io/service-account-token":
+        annotations = _map(_map(obj.get("metadata")).get("annotations"))
+        if not _s(annotations.get("kubernetes.io/service-account.name")):
+            errs.append(required("metadata.annotations[kubernetes.io/service-account.name]"))
+    elif kind in ("kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson"):
+        key = ".dockercfg" if kind == "kubernetes.io/dockercfg" else ".dockerconfigjson"
+        if key not in data:
+            return [required(f"data[{key}]")]
+        raw = data[key] if data[key] is not None else b""
+        problem = _go_json_error(raw)
+        if problem:
+            errs.append(invalid_value(f"data[{key}]", "<secret contents redacted>", problem))
+    elif kind == "kubernetes.io/basic-auth":
+        if "username" not in data and "password" not in data:
+            errs += [required("data[username]"), required("data[password]")]
+    elif kind == "kubernetes.io/ssh-auth":
+        if not data.get("ssh-privatekey"):
+            errs.append(required("data[ssh-privatekey]"))
+    elif kind == "kubernetes.io/tls":
+        errs += [required(f"data[{k}]") for k in ("tls.crt", "tls.key") if k not in data]
+    return errs
+
+
+def secret(obj: Any) -> list[FieldError]:
+    """ValidateSecret: keys, 1 MiB of decoded data, per-type required keys."""
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+    data: dict[str, bytes | None] = {}
+    total = 0
+    for key, value in _map(obj.get("data")).items():
+        errs += _names(f"data[{key}]", key, is_config_map_key(key))
+        data[key] = _b64_decode(value)
+        total += len(data[key] or b"")
+    if total > MAX_SECRET_SIZE:
+        errs.append(too_long("data", MAX_SECRET_SIZE))
+    return errs + _secret_type_rules(obj, data)
+
+
+def _immutable_guard(new: dict, old: dict, keys: tuple) -> list[FieldError]:
+    if old.get("immutable") is not True:
+        return []
+    errs = []
+    if new.get("immutable") is not True:
+        errs.append(forbidden_field("immutable", IMMUTABLE_WHEN_SET))
+    for key in keys:
+        if _map(new.get(key)) != _map(old.get(key)):
+            errs.append(forbidden_field(key, IMMUTABLE_WHEN_SET))
+    return errs
+
+
+def secret_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    errs += _immutable("type", _s(new.get("type")), _s(old.get("type")))
+    errs += _immutable_guard(new, old, ("data",))
+    return errs + secret(new)
+
+
+def config_map(obj: Any) -> list[FieldError]:
+    """ValidateConfigMap: keys, no key in both data and binaryData, 1 MiB total."""
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+    data, binary = _map(obj.get("data")), _map(obj.get("binaryData"))
+    total = 0
+    for key, value in data.items():
+        errs += _names(f"data[{key}]", key, is_config_map_key(key))
+        if key in binary:
+            errs.append(invalid_value(f"data[{key}]", key, "duplicate of key present in binaryData"))
+        total += _blen(_s(value))
+    for key, value in binary.items():
+        errs += _names(f"binaryData[{key}]", key, is_config_map_key(key))
+        total += len(_b64_decode(value) or b"")
+    if total > MAX_SECRET_SIZE:
+        errs.append(too_long("", MAX_SECRET_SIZE))
+    return errs
+
+
+def config_map_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    errs += _immutable_guard(new, old, ("data", "binaryData"))
+    return errs + config_map(new)
+
+
+# ==== quota, limit ranges, namespaces, service accounts, nodes, events =======================
+
+QUOTA_SCOPES = ("Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass",
+                "CrossNamespacePodAffinity")
+
+
+def _quota_map(values: Any, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for name, value in _map(values).items():
+        rpath = f"{path}[{name}]"
+        errs += _quota_resource_name(name, rpath)
+        errs += resource_quantity_value(name, value, rpath)
+    return errs
+
+
+def resource_quota_spec(spec: Any, path: str = "spec") -> list[FieldError]:
+    spec = _map(spec)
+    errs = _quota_map(spec.get("hard"), f"{path}.hard")
+    scopes = [_s(x) for x in _list(spec.get("scopes"))]
+    for scope in scopes:
+        if scope not in QUOTA_SCOPES:
+            errs.append(invalid_value(f"{path}.scopes", scopes, "unsupported scope"))
+    if {"BestEffort", "NotBestEffort"} <= set(scopes) or \
+            {"Terminating", "NotTerminating"} <= set(scopes):
+        errs.append(invalid_value(f"{path}.scopes", scopes, "conflicting scopes"))
+    return errs
+
+
+def resource_quota(obj: Any) -> list[FieldError]:
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+    errs += resource_quota_spec(obj.get("spec"))
+    status = _map(obj.get("status"))
+    errs += _quota_map(status.get("hard"), "status.hard")
+    return errs + _quota_map(status.get("used"), "status.used")
+
+
+def resource_quota_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    errs += resource_quota_spec(new.get("spec"))
+    nscopes = [_s(x) for x in _list(_map(new.get("spec")).get("scopes"))]
+    oscopes = [_s(x) for x in _list(_map(old.get("spec")).get("scopes"))]
+    if set(nscopes) != set(oscopes):
+        errs.append(invalid_value("spec.scopes", nscopes, FIELD_IMMUTABLE))
+    return errs
+
+
+def resource_quota_status_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    status = _map(new.get("status"))
+    return errs + _quota_map(status.get("hard"), "status.hard") + \
+        _quota_map(status.get("used"), "status.used")
+
+
+def limit_range(obj: Any) -> list[FieldError]:
+    """ValidateLimitRange (types, resource names, min <= default(request) <= max, ratio >= 1)."""
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+    seen: set[str] = set()
+    for i, item in enumerate(_list(_map(obj.get("spec")).get("limits"))):
+        item, ipath = _map(item), f"spec.limits[{i}]"
+        kind = _s(item.get("type"))
+        errs += _qualified(f"{ipath}.type", kind)
+        if "/" not in kind and kind not in ("Pod", "Container", "PersistentVolumeClaim") and \
+                not is_qualified_name(kind):
+            errs.append(invalid_value(f"{ipath}.type", kind,
+                                      "must be a standard limit type or fully qualified"))
+        if kind in seen:
+            errs.append(duplicate(f"{ipath}.type", kind))
+        seen.add(kind)
+        errs += _limit_range_item(item, kind, ipath)
+    return errs
+
+
+def _limit_range_item(item: dict, kind: str, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name_fn = _container_resource_name if kind in ("Pod", "Container") else _resource_name
+    values: dict[str, dict] = {}
+    keys = ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio")
+    for key in keys:
+        if kind == "Pod" and key in ("default", "defaultRequest"):
+            if _map(item.get(key)):
+                errs.append(forbidden_field(f"{path}.{key}", "may not be specified when `type` is 'Pod'"))
+            continue
+        values[key] = {}
+        for name, value in _map(item.get(key)).items():
+            errs += name_fn(name, f"{path}.{key}[{name}]")
+            q, qerrs = _quantity(value, f"{path}.{key}[{name}]")
+            errs += qerrs
+            if q is not None:
+                values[key][name] = q
+    if kind == "PersistentVolumeClaim" and "storage" not in values.get("min", {}) and \
+            "storage" not in values.get("max", {}):
+        errs.append(required(f"{path}.limits", "either minimum or maximum storage value is "
+                                               "required, but neither was provided"))
+    return errs + _limit_range_order(values, path)
+
+
+def _limit_range_order(v: dict, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    names = sorted({n for group in v.values() for n in group})
+    for n in names:
+        mn, mx = v.get("min", {}).get(n), v.get("max", {}).get(n)
+        df, dr = v.get("default", {}).get(n), v.get("defaultRequest", {}).get(n)
+        ratio = v.get("maxLimitRequestRatio", {}).get(n)
+        if mn and mx and mn.value > mx.value:
+            errs.append(invalid_value(f"{path}.min[{n}]", mn.text,
+                                      f"min value {mn.text} is greater than max value {mx.text}"))
+        if dr and mn and mn.value > dr.value:
+            errs.append(invalid_value(f"{path}.defaultRequest[{n}]", dr.text,
+                                      f"min value {mn.text} is greater than default request value "
+                                      f"{dr.text}"))
+        if dr and mx and dr.value > mx.value:
+            errs.append(invalid_value(f"{path}.defaultRequest[{n}]", dr.text,
+                                      f"default request value {dr.text} is greater than max value "
+                                      f"{mx.text}"))
+        if dr and df and dr.value > df.value:
+            errs.append(invalid_value(f"{path}.defaultRequest[{n}]", dr.text,
+                                      f"default request value {dr.text} is greater than default "
+                                      f"limit value {df.text}"))
+        if df and mn and mn.value > df.value:
+            errs.append(invalid_value(f"{path}.default[{n}]", mn.text,
+                                      f"min value {mn.text} is greater than default value {df.text}"))
+        if df and mx and df.value > mx.value:
+            errs.append(invalid_value(f"{path}.default[{n}]", mx.text,
+                                      f"default value {df.text} is greater than max value {mx.text}"))
+        if ratio and ratio.value < 1:
+            errs.append(invalid_value(f"{path}.maxLimitRequestRatio[{n}]", ratio.text,
+                                      f"ratio {ratio.text} is less than 1"))
+    return errs
+
+
+def namespace(obj: Any) -> list[FieldError]:
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=False, name_fn=name_is_dns_label)
+    for name in _list(_map(obj.get("spec")).get("finalizers")):
+        name = _s(name)
+        errs += _qualified("spec.finalizers", name)
+        if "/" not in name and name not in STANDARD_FINALIZERS:
+            errs.append(invalid_value("spec.finalizers", name, "name is neither a standard "
+                                                               "finalizer name nor is it fully "
+                                                               "qualified"))
+    return errs
+
+
+def namespace_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    return object_meta_update(new.get("metadata"), old.get("metadata"))
+
+
+def namespace_status_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    phase = _s(_map(new.get("status")).get("phase"))
+    if not _map(new.get("metadata")).get("deletionTimestamp"):
+        if phase != "Active":
+            errs.append(invalid_value("status.Phase", phase,
+                                      "may only be 'Active' if `deletionTimestamp` is empty"))
+    elif phase != "Terminating":
+        errs.append(invalid_value("status.Phase", phase,
+                                  "may only be 'Terminating' if `deletionTimestamp` is not empty"))
+    return errs
+
+
+def service_account(obj: Any) -> list[FieldError]:
+    return object_meta(_map(obj).get("metadata"), namespaced=True, name_fn=name_is_dns_subdomain)
+
+
+def service_account_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    return object_meta_update(new.get("metadata"), old.get("metadata")) + service_account(new)
+
+
+def _taints(taints: Any, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    seen: set = set()
+    for i, taint in enumerate(_list(taints)):
+        taint, ipath = _map(taint), f"{path}[{i}]"
+        key, effect = _s(taint.get("key")), _s(taint.get("effect"))
+        errs += _qualified(f"{ipath}.key", key)
+        msgs = is_valid_label_value(_s(taint.get("value")))
+        if msgs:
+            errs.append(invalid_value(f"{ipath}.value", _s(taint.get("value")), ";".join(msgs)))
+        if not effect:
+            errs.append(required(f"{ipath}.effect"))
+        elif effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            errs.append(unsupported(f"{ipath}.effect", effect,
+                                    ["NoSchedule", "PreferNoSchedule", "NoExecute"]))
+        if (key, effect) in seen:
+            err = duplicate(ipath, taint)
+            err.detail = "taints must be unique by key and effect pair"
+            errs.append(err)
+            continue
+        seen.add((key, effect))
+    return errs
+
+
+def node(obj: Any) -> list[FieldError]:
+    obj = _map(obj)
+    errs = object_meta(obj.get("metadata"), namespaced=False, name_fn=name_is_dns_subdomain)
+    spec, status = _map(obj.get("spec")), _map(obj.get("status"))
+    errs += _taints(spec.get("taints"), "metadata.taints")
+    for key in ("capacity", "allocatable"):
+        for name, value in _map(status.get(key)).items():
+            errs += resource_quantity_value(name, value, f"status.{key}.{name}")
+    for i, cidr in enumerate(_list(spec.get("podCIDRs"))):
+        errs += validate_cidr(f"spec.podCIDRs[{i}]", _s(cidr))
+    return errs
+
+
+def node_update(new: Any, old: Any) -> list[FieldError]:
+    new, old = _map(new), _map(old)
+    errs = object_meta_update(new.get("metadata"), old.get("metadata"))
+    nspec, ospec = _map(new.get("spec")), _map(old.get("spec"))
+    old_cidrs = _list(ospec.get("podCIDRs"))
+    if old_cidrs and old_cidrs != _list(nspec.get("podCIDRs")):
+        errs.append(forbidden_field("spec.podCIDRs", "node updates may not change podCIDR except "
+                                                     "from \"\" to valid"))
+    if _s(ospec.get("providerID")) and ospec.get("providerID") != nspec.get("providerID"):
+        errs.append(forbidden_field("spec.providerID", "node updates may not change providerID "
+                                                       "except from \"\" to valid"))
+    status = _map(new.get("status"))
+    for key in ("capacity", "allocatable"):
+        for name, value in _map(status.get(key)).items():
+            errs += resource_quantity_value(name, value, f"status.{key}.{name}")
+    return errs + _taints(nspec.get("taints"), "metadata.taints")
+
+
+def event(obj: Any) -> list[FieldError]:
+    """core/v1 Event (legacyValidateEvent): lenient for old-style events without eventTime."""
+    obj = _map(obj)
+    meta = _map(obj.get("metadata"))
+    errs = object_meta(meta, namespaced=True, name_fn=name_is_dns_subdomain)
+    ns = _s(meta.get("namespace"))
+    involved_ns = _s(_map(obj.get("involvedObject")).get("namespace"))
+    mismatch = invalid_value("involvedObject.namespace", involved_ns, "does not match event.namespace")
+    if not obj.get("eventTime"):
+        if (not involved_ns and ns not in ("", "default")) or (involved_ns and ns != involved_ns):
+            errs.append(mismatch)
+    else:
+        if not involved_ns and ns not in ("default", "kube-system"):
+            errs.append(mismatch)
+        errs += _new_style_event_fields(obj)
+    return errs + _names("namespace", ns, is_dns1123_subdomain(ns))
+
+
+def _new_style_event_fields(obj: dict) -> list[FieldError]:
+    errs: list[FieldError] = []
+    controller = _s(obj.get("reportingComponent"))
+    if not controller:
+        errs.append(required("reportingComponent"))
+    errs += _qualified("reportingComponent", controller)
+    for key, limit in (("reportingInstance", 128), ("action", 128), ("reason", 128)):
+        if not _s(obj.get(key)):
+            errs.append(required(key))
+        if _blen(_s(obj.get(key))) > limit:
+            errs.append(invalid_value(key, "", f"can have at most {limit} characters"))
+    if _blen(_s(obj.get("message"))) > 1024:
+        errs.append(invalid_value("message", "", "can have at most 1024 characters"))
+    return errs
+
+
+# ==== decode errors (400, not 422) ============================================================
+
+_QUANTITY_MAPS = {
+    "Pod": ("spec.overhead",),
+    "ResourceQuota": ("spec.hard", "status.hard", "status.used"),
+    "Node": ("status.capacity", "status.allocatable"),
+}
+
+
+def _dig(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = _map(obj).get(part)
+    return obj
+
+
+def _container_quantities(spec: Any) -> list:
+    out = []
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        for c in _list(_map(spec).get(key)):
+            res = _map(_map(c).get("resources"))
+            out += list(_map(res.get("limits")).values()) + list(_map(res.get("requests")).values())
+    return out
+
+
+def decode_error(kind: str, obj: Any) -> str | None:
+    """The 400 message the apiserver's decoder would give for this body, or None.
+
+    Covers quantities that do not parse and []byte fields that are not base64:
+    `<Kind> in version "v1" cannot be handled as a <Kind>: <reason>`.
+    """
+    values: list = []
+    if kind == "Pod":
+        values = _container_quantities(_dig(obj, "spec"))
+    elif kind in ("ReplicationController", "PodTemplate"):
+        values = _container_quantities(_dig(obj, "spec.template.spec"))
+    elif kind == "LimitRange":
+        for item in _list(_dig(obj, "spec.limits")):
+            for key in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                values += list(_map(_map(item).get(key)).values())
+    for dotted in _QUANTITY_MAPS.get(kind, ()):
+        values += list(_map(_dig(obj, dotted)).values())
+    for value in values:
+        try:
+            quantity.parse(value)
+        except quantity.QuantityError as e:
+            return f'{kind} in version "v1" cannot be handled as a {kind}: {e}'
+    byte_maps = {"Secret": "data", "ConfigMap": "binaryData"}
+    if kind in byte_maps:
+        for value in _map(_map(obj).get(byte_maps[kind])).values():
+            if value is not None and _b64_decode(value) is None:
+                return (f'{kind} in version "v1" cannot be handled as a {kind}: '
+                        f"illegal base64 data at input byte {_b64_bad_offset(_s(value))}")
+    return None
+
+
+def _b64_bad_offset(value: str) -> int:
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    for i, ch in enumerate(value):
+        if ch == "=":
+            return i
+        if ch not in alphabet and ch not in "\r\n":
+            return i
+    return len(value) - len(value) % 4 if len(value) % 4 else len(value)

@@ -118,6 +118,30 @@ def test_kubectl_delete_sends_json_not_protobuf():
     assert json.loads(fixture("delete_secret")) == {"propagationPolicy": "Background"}
 
 
+def test_kubectl_debug_node_pod():
+    pod = protobuf.decode(fixture("debug_node"))
+    assert pod["kind"] == "Pod" and pod["apiVersion"] == "v1"
+    assert pod["metadata"]["name"].startswith("node-debugger-n1-")
+    assert pod["metadata"]["creationTimestamp"] is None
+    assert pod["spec"] == {
+        "volumes": [{"name": "host-root", "hostPath": {"path": "/"}}],   # inline VolumeSource
+        "containers": [{"name": "debugger", "image": "busybox:1.36", "resources": {},
+                        "volumeMounts": [{"name": "host-root", "mountPath": "/host"}],
+                        "terminationMessagePolicy": "File"}],
+        "restartPolicy": "Never", "nodeName": "n1", "hostNetwork": True, "hostPID": True,
+        "hostIPC": True, "tolerations": [{"operator": "Exists"}]}
+    assert pod["status"] == {}
+
+
+def test_kubectl_drain_delete_options_are_protobuf_eviction_is_json():
+    """drain's typed pod DELETE carries protobuf DeleteOptions; its Eviction POST is JSON."""
+    assert (FIXTURES / "drain_delete.content-type").read_text().strip() == protobuf.CONTENT_TYPE
+    assert protobuf.decode(fixture("drain_delete")) == {
+        "kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 7}
+    assert (FIXTURES / "drain_eviction.content-type").read_text().strip() == "application/json"
+    assert json.loads(fixture("drain_eviction"))["deleteOptions"] == {"gracePeriodSeconds": 7}
+
+
 # ---- hand-built messages: tricky types and Go zero/pointer semantics ------------------------
 
 def test_delete_options_pointer_zeroes_are_kept():

@@ -270,7 +270,7 @@ def _type(f) -> str:
     return SCALAR[f.type]
 
 
-def render_file(pkg, names, msgs, fds, gostructs) -> str:
+def render_file(pkg, names, msgs, gostructs) -> str:
     deps = set()
     body = []
     for name in sorted(names):
@@ -313,7 +313,7 @@ def main(path: str) -> None:
     for pkg, fname in FILES.items():
         names = sorted(n for n in keep if msgs[n][0] == pkg)
         if names:
-            (HERE / f"{fname}.proto").write_text(render_file(pkg, names, msgs, fds, gostructs))
+            (HERE / f"{fname}.proto").write_text(render_file(pkg, names, msgs, gostructs))
             print(f"wrote {fname}.proto: {len(names)} messages", file=sys.stderr)
 
 
