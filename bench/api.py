@@ -610,6 +610,11 @@ class Bench:
         self.results["body_bytes"] = len(body)
         self.say(f"  floor up on {self.floor.url}; GET body {len(body)} bytes")
 
+    def stop_servers(self) -> None:
+        for p in (self.shim, self.floor):
+            if p:
+                p.stop()
+
     def pod_url(self, base: str | None = None) -> str:
         return f"{base or self.shim.url}/api/v1/namespaces/{NS}/pods/{POD_NAME}"
 
@@ -692,9 +697,7 @@ class Bench:
             if self.shim:
                 self.section("fanout kubeshim", lambda: self.fanout("fanout_shim", self.shim))
         finally:
-            for p in (self.shim, self.floor):
-                if p:
-                    p.stop()
+            self.section("stop servers", self.stop_servers)
         self.section("start-to-ready", self.start_to_ready)
         self.report()
         if self.profile_dir:

@@ -71,14 +71,23 @@ class FloorApp:
     async def watch(self, receive, send) -> None:
         q: asyncio.Queue = asyncio.Queue()
         self.watchers.add(q)
+
+        async def until_disconnect():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            q.put_nowait(None)
+        gone = asyncio.create_task(until_disconnect())
         try:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"transfer-encoding", b"chunked")]})
             while True:
                 line = await q.get()
+                if line is None:
+                    break
                 await send({"type": "http.response.body", "body": line, "more_body": True})
         finally:
+            gone.cancel()
             self.watchers.discard(q)
 
 

@@ -20,6 +20,7 @@ from shim.store.base import Compacted
 from . import codec, errors
 from .discovery import AGG_V2, AGG_V2BETA1, Discovery
 from .errors import StatusError
+from .requestinfo import RequestInfo, UserInfo, resource_verb
 from .rest import REST, DeleteOptions, ListOptions, WriteOptions, parse_bool, parse_rv
 
 log = logging.getLogger("shim.api")
@@ -29,7 +30,7 @@ BOOKMARK_INTERVAL = 60.0
 
 
 class Request:
-    __slots__ = ("scope", "receive", "method", "path", "query", "headers", "_body")
+    __slots__ = ("scope", "receive", "method", "path", "query", "headers", "_body", "user", "info")
 
     def __init__(self, scope, receive):
         self.scope = scope
@@ -46,6 +47,8 @@ class Request:
                     self.query.setdefault(k, v)
         self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self._body: bytes | None = None
+        self.user: UserInfo | None = None      # set by the authenticator
+        self.info: RequestInfo | None = None   # set by routing, read by the authorizer
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
@@ -98,6 +101,10 @@ class App:
         self.ready = ready
         self.extra_routes = extra_routes or {}
         self.subresource_handlers: dict[tuple[str, str], object] = {}   # (plural, sub) -> handler
+        # authentication: async (req) -> UserInfo, raising StatusError 401; None = everyone is admin
+        self.authenticator = None
+        # authorization: async (user, RequestInfo) -> None, raising StatusError 403; None = allow
+        self.authorizer = None
 
     # ---- ASGI entry ---------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -142,7 +149,13 @@ class App:
     # ---- routing ------------------------------------------------------------------------
     async def route(self, req: Request, send) -> None:
         path = req.path
+        if self.authenticator is not None:
+            req.user = await self.authenticator(req)
         parts = [p for p in path.split("/") if p]
+        is_resource = len(parts) >= 3 and (parts[0] == "api" or (parts[0] == "apis" and len(parts) >= 4))
+        if not is_resource and self.authorizer is not None:
+            req.info = RequestInfo(False, path, req.method.lower())
+            await self.authorizer(req.user, req.info)
         if not parts:
             return await self.root(req, send)
         head = parts[0]
@@ -250,6 +263,14 @@ class App:
             raise self.no_route()
         name = rest_parts[1] if len(rest_parts) > 1 else None
         sub = rest_parts[2] if len(rest_parts) > 2 else None
+        if self.authorizer is not None:
+            verb = resource_verb(req.method, name is not None,
+                                 parse_bool(req.query.get("watch")) and sub is None)
+            if sub in ("exec", "attach", "portforward", "proxy") and verb == "get":
+                verb = "get" if sub == "proxy" else "create"
+            req.info = RequestInfo(True, req.path, verb, group, version, ns or "", res.plural,
+                                   sub or "", name or "")
+            await self.authorizer(req.user, req.info)
         if sub is not None:
             if not res.has_subresource(sub):
                 raise self.no_route()
@@ -421,7 +442,7 @@ class App:
             ua = req.header("user-agent")
             manager = ua.split("/", 1)[0] if ua else ""
         return WriteOptions(dry_run=bool(dry), field_manager=manager, field_validation=fv,
-                            force=parse_bool(q.get("force")), raw_body=body)
+                            force=parse_bool(q.get("force")), raw_body=body, user=req.user)
 
     async def read_object(self, req: Request, res: Resource) -> tuple[dict, bytes]:
         body = await req.body()

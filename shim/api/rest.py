@@ -65,6 +65,7 @@ class WriteOptions:
     force: bool = False
     warnings: list[str] = field(default_factory=list)
     raw_body: bytes | None = None
+    user: Any = None                      # UserInfo of the caller (admission, managedFields)
 
 
 @dataclass
@@ -88,6 +89,20 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+
+
+@dataclass
+class AdmissionAttributes:
+    operation: str                 # CREATE | UPDATE | DELETE
+    resource: Resource
+    namespace: str | None
+    name: str
+    obj: dict | None               # the object to be stored (None for DELETE)
+    old: dict | None               # the stored object (None for CREATE)
+    subresource: str | None
+    user: Any
+    dry_run: bool
+    ctx: "Context"
 
 
 class Context:
@@ -117,6 +132,12 @@ class REST:
         self.ctx = Context(self)
         self.field_check = field_check
         self.extras: dict[str, Any] = {}   # shared services (allocators, config) by name
+        # admission plugins: objects with `async admit(attrs: AdmissionAttributes)`; they may
+        # change attrs.obj (mutating) or raise StatusError (validating). Run after validation.
+        self.admission: list = []
+        # managedFields: object with `update(res, new, old, manager, subresource) -> None`
+        # that records an Update entry in new["metadata"]["managedFields"]; None = not tracked
+        self.field_manager = None
 
     # ---- helpers ------------------------------------------------------------------------
     def _not_found(self, res: Resource, name: str) -> StatusError:
@@ -177,6 +198,14 @@ class REST:
         why = validation.decode_error(res.kind, obj)
         if why:
             raise errors.bad_request(why)
+
+    async def _admit(self, op, res, ns, name, obj, old, sub, opts) -> None:
+        if not self.admission:
+            return
+        attrs = AdmissionAttributes(op, res, ns, name, obj, old, sub, opts.user, opts.dry_run,
+                                    self.ctx)
+        for plugin in self.admission:
+            await plugin.admit(attrs)
 
     # ---- read ---------------------------------------------------------------------------
     async def get(self, res: Resource, ns: str | None, name: str) -> Entry:
@@ -259,10 +288,13 @@ class REST:
         if res.namespaced:
             await self.namespace_lifecycle(res, meta["namespace"], name)
         await res.admit_create(obj, self.ctx)
+        await self._admit("CREATE", res, meta.get("namespace"), name, obj, None, None, opts)
         key = res.key(meta.get("namespace"), name)
         if await self.store.get(key) is not None:
             raise (errors.generate_name_conflict if generated else errors.already_exists)(
                 res.plural, name, res.group)
+        if self.field_manager is not None:
+            self.field_manager.update(res, obj, None, opts.field_manager, None)
         await res.before_create(obj, self.ctx, dry_run=opts.dry_run)
         if opts.dry_run:
             return Entry(obj, orjson.dumps(obj), 0)
@@ -356,6 +388,12 @@ class REST:
             raise errors.invalid(res.kind, newm.get("name", ""), errs, res.group)
         if new == old:
             return cur              # nothing changed: no write, same resourceVersion
+        await self._admit("UPDATE", res, newm.get("namespace"), newm.get("name", ""), new, old,
+                          subresource, opts)
+        if self.field_manager is not None:
+            self.field_manager.update(res, new, old, opts.field_manager, subresource)
+            if new == old:
+                return cur
         await res.before_update(new, old, self.ctx)
         if opts.dry_run:
             return Entry(new, orjson.dumps(new), cur.rev)
