@@ -477,6 +477,7 @@ class REST:
             finalizers.append("orphan")
         pending_ns = res.kind == "Namespace" and obj.get("spec", {}).get("finalizers")
         if finalizers or pending_ns or (grace is not None and grace > 0):
+            # graceful deletion or finalizers: the object stays, marked with deletionTimestamp
             changed = False
             now = self.clock()
             if not m.get("deletionTimestamp"):
@@ -490,17 +491,16 @@ class REST:
             if finalizers != list(m.get("finalizers") or []):
                 m["finalizers"] = finalizers
                 changed = True
-            res.prepare_for_delete(obj)
-            if changed and (grace or finalizers or pending_ns):
-                if dopts.dry_run:
-                    return obj, 200, False
-                try:
-                    e = await self.store.update(key, obj, cur.rev)
-                except RevisionConflict:
-                    raise errors.conflict(res.plural, name, group=res.group) from None
-                return e.obj, 200, False
-            if changed is False and (finalizers or pending_ns or grace):
+            if not changed:
                 return cur.obj, 200, False
+            res.prepare_for_delete(obj)
+            if dopts.dry_run:
+                return obj, 200, False
+            try:
+                e = await self.store.update(key, obj, cur.rev)
+            except RevisionConflict:
+                raise errors.conflict(res.plural, name, group=res.group) from None
+            return e.obj, 200, False
         if dopts.dry_run:
             return obj, 200, True
         e = await self._remove(res, key, cur.rev, obj)
