@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from urllib.parse import parse_qsl
 
 import orjson
@@ -101,6 +100,9 @@ class App:
         self.ready = ready
         self.extra_routes = extra_routes or {}
         self.subresource_handlers: dict[tuple[str, str], object] = {}   # (plural, sub) -> handler
+        # create-only kinds that are answered, not stored (access reviews): (group, plural) ->
+        # async handler(app, req, send, res, ns)
+        self.create_handlers: dict[tuple[str, str], object] = {}
         # authentication: async (req) -> UserInfo, raising StatusError 401; None = everyone is admin
         self.authenticator = None
         # authorization: async (user, RequestInfo) -> None, raising StatusError 403; None = allow
@@ -278,6 +280,8 @@ class App:
                 raise self.no_route()
             return await self.subresource(req, send, res, ns, name, sub, rest_parts[3:])
         m = req.method
+        if getattr(res, "virtual", False) and (m != "POST" or name is not None):
+            raise self.method_not_allowed()
         if name is None:
             if m == "GET":
                 if parse_bool(req.query.get("watch")):
@@ -457,6 +461,9 @@ class App:
         return obj, body
 
     async def create(self, req, send, res, ns):
+        handler = self.create_handlers.get((res.group, res.plural))
+        if handler is not None:
+            return await handler(self, req, send, res, ns)
         obj, body = await self.read_object(req, res)
         opts = self.write_options(req, body if codec.media_type(req.header("content-type")) in
                                   (codec.JSON, "") else None)
@@ -584,57 +591,42 @@ class App:
             return b'{"type":"' + etype.encode() + b'","object":' + entry.raw + b"}\n"
 
         timeout = opts.timeout_seconds
-        deadline = time.monotonic() + (timeout if timeout and timeout > 0 else 1800)
-        disconnected = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (timeout if timeout and timeout > 0 else 1800)
+        next_bookmark = loop.time() + BOOKMARK_INTERVAL
+        # timers poke the stream instead of racing it with per-event tasks
+        timers = [loop.call_at(deadline, it.poke)]
+        if opts.allow_bookmarks:
+            timers.append(loop.call_at(next_bookmark, it.poke))
 
         async def watch_disconnect():
-            while True:
-                msg = await req.receive()
-                if msg["type"] == "http.disconnect":
-                    disconnected.set()
-                    return
+            while (await req.receive())["type"] != "http.disconnect":
+                pass
+            it.close()
 
         dtask = asyncio.create_task(watch_disconnect())
-        agen = it.__aiter__()
-        next_ev = None
         try:
-            last_bookmark = time.monotonic()
-            while not disconnected.is_set():
-                now = time.monotonic()
-                if now >= deadline:
-                    break
-                wait_for = deadline - now
-                if opts.allow_bookmarks:
-                    wait_for = min(wait_for, max(0.0, last_bookmark + BOOKMARK_INTERVAL - now))
-                if next_ev is None:
-                    next_ev = asyncio.ensure_future(agen.__anext__())
-                done, _ = await asyncio.wait({next_ev, dtask}, timeout=wait_for,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if next_ev in done:
-                    try:
-                        etype, entry, _rev = next_ev.result()
-                    except StopAsyncIteration:
+            async for etype, entry, _rev in it:
+                if etype == "TICK":
+                    now = loop.time()
+                    if now >= deadline:
                         break
-                    next_ev = None
-                    chunk = [encode(etype, entry)]
-                    # drain what is already queued without waiting: fewer, larger writes
-                    await send({"type": "http.response.body", "body": b"".join(chunk),
-                                "more_body": True})
+                    if opts.allow_bookmarks and now >= next_bookmark:
+                        next_bookmark = now + BOOKMARK_INTERVAL
+                        timers.append(loop.call_at(next_bookmark, it.poke))
+                        bm = {"type": "BOOKMARK", "object": {
+                            "kind": res.kind, "apiVersion": res.api_version,
+                            "metadata": {"resourceVersion": str(it.progress_rev)}}}
+                        await send({"type": "http.response.body", "body": orjson.dumps(bm) + b"\n",
+                                    "more_body": True})
                     continue
-                if dtask in done:
-                    break
-                if opts.allow_bookmarks and time.monotonic() >= last_bookmark + BOOKMARK_INTERVAL:
-                    last_bookmark = time.monotonic()
-                    bm = {"type": "BOOKMARK", "object": {
-                        "kind": res.kind, "apiVersion": res.api_version,
-                        "metadata": {"resourceVersion": str(it.progress_rev)}}}
-                    await send({"type": "http.response.body", "body": orjson.dumps(bm) + b"\n",
-                                "more_body": True})
+                await send({"type": "http.response.body", "body": encode(etype, entry),
+                            "more_body": True})
         except (OSError, RuntimeError):
             pass
         finally:
-            if next_ev is not None:
-                next_ev.cancel()
+            for t in timers:
+                t.cancel()
             dtask.cancel()
             it.close()
             try:

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 import orjson
 
 from shim.resources.base import Registry, Resource
-from shim.store.base import (ADDED, DELETED, MODIFIED, Entry, KeyExists,
+from shim.store.base import (ADDED, DELETED, MODIFIED, TICK, Entry, KeyExists,
                              KeyNotFound, RevisionConflict, Store)
 
 from . import errors
@@ -570,12 +570,18 @@ class _WatchIter:
     def close(self) -> None:
         self.stream.close()
 
+    def poke(self) -> None:
+        self.stream.poke()
+
     async def __aiter__(self):
         for e in self.initial:
             yield ADDED, e, e.rev
         self.initial = []
         pred = self.pred
         async for ev in self.stream:
+            if ev is TICK:
+                yield TICK, None, 0
+                continue
             if pred is None:
                 yield ev.type, ev.entry, ev.rev
                 continue

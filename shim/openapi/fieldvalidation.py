@@ -187,10 +187,14 @@ class _DupDict(dict):
     __slots__ = ("pairs",)
 
 
+_seen_duplicate = [False]   # set by _object_hook during one parse (parsing is synchronous)
+
+
 def _object_hook(pairs):
     d = dict(pairs)
     if len(d) == len(pairs):
         return d
+    _seen_duplicate[0] = True
     dup = _DupDict(d)
     dup.pairs = pairs
     return dup
@@ -264,8 +268,9 @@ def strict_errors(obj: dict, definition: str, body: bytes | None = None) -> list
     """
     target = obj
     if body:
+        _seen_duplicate[0] = False
         tree = _parse_with_pairs(body)
-        if tree is not None and _has_duplicates(tree):
+        if tree is not None and _seen_duplicate[0]:
             target = tree
     out = _Collector()
     _walk(_node(definition), target, "", out)

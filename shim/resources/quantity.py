@@ -7,6 +7,7 @@ the original format (DecimalSI / BinarySI / DecimalExponent) only matters for pr
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -145,7 +146,33 @@ def _keeps_original(s: str, base: int, exp: int, num: str, denom: str) -> bool:
 
 
 def parse(s: str) -> Quantity:
-    """Parse a quantity string into a Quantity; raises QuantityError with Go's message."""
+    """Parse a quantity string into a Quantity; raises QuantityError with Go's message.
+
+    Results for strings are cached (a pod's few quantity strings are parsed many times
+    on the create path); Quantity objects are treated as immutable."""
+    if isinstance(s, str):
+        return _parse_cached(s)
+    return _parse(s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(s: str) -> Quantity:
+    return _parse(s)
+
+
+def canonical(s) -> str:
+    """The string the apiserver returns for a quantity the client sent ("0.5" -> "500m")."""
+    if isinstance(s, str):
+        return _canonical_cached(s)
+    return parse(s).text
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_cached(s: str) -> str:
+    return parse(s).text
+
+
+def _parse(s) -> Quantity:
     if not isinstance(s, str):
         if isinstance(s, bool) or not isinstance(s, (int, float)):
             raise QuantityError(ERR_FORMAT_WRONG)
@@ -226,11 +253,6 @@ def format_quantity(value, fmt: str = DECIMAL_SI) -> str:
     if fmt not in (DECIMAL_SI, DECIMAL_EXPONENT):
         fmt = DECIMAL_EXPONENT
     return _format_decimal(v, fmt)
-
-
-def canonical(s) -> str:
-    """The string the apiserver returns for a quantity the client sent ("0.5" -> "500m")."""
-    return parse(s).text
 
 
 def round_up(s, scale: int = -3) -> str:

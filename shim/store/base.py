@@ -55,6 +55,7 @@ class Entry:
 
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+TICK = "TICK"   # a wake-up a watch consumer asked for (timeouts, bookmarks): not an event
 
 
 @dataclass(slots=True)
@@ -99,6 +100,10 @@ class Watcher:
         if not self.closed:
             self.closed = True
             self.queue.put_nowait(None)
+
+    def poke(self) -> None:
+        if not self.closed:
+            self.queue.put_nowait(TICK)
 
 
 class Store(abc.ABC):
@@ -156,6 +161,10 @@ class WatchStream(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def poke(self) -> None:
+        """Make the iterator yield TICK soon (lets the consumer check timers without a task)."""
 
     @property
     @abc.abstractmethod

@@ -22,7 +22,7 @@ from typing import AsyncIterator
 
 import orjson
 
-from .base import (ADDED, DELETED, MODIFIED, Compacted, Entry, Event, KeyExists,
+from .base import (ADDED, DELETED, MODIFIED, TICK, Compacted, Entry, Event, KeyExists,
                    KeyNotFound, RevisionConflict, Store, Watcher, WatchStream,
                    resource_prefix)
 
@@ -351,9 +351,15 @@ class SQLiteWatch(WatchStream):
             ev = await q.get()
             if ev is None:
                 return
+            if ev is TICK:
+                yield ev
+                continue
             self._last = ev.rev
             yield ev
 
     def close(self) -> None:
         self._store._unwatch(self._rp, self._w)
         self._w.close()
+
+    def poke(self) -> None:
+        self._w.poke()
