@@ -24,6 +24,7 @@ integration: deps tools
 	$(PY) -m pytest tests/integration
 
 bench: deps
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	$(PY) bench/api.py
 
 clean:
