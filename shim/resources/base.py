@@ -8,6 +8,7 @@ shim/api/rest.py does everything else once for every kind.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,7 @@ class Resource:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    @property
+    @functools.cached_property
     def definition(self) -> str:
         return schema.kind_definition(self.group, self.version, self.kind)
 

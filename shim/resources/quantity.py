@@ -257,6 +257,17 @@ def format_quantity(value, fmt: str = DECIMAL_SI) -> str:
 
 def round_up(s, scale: int = -3) -> str:
     """Round a quantity up to 10^scale (SetDefaults_ResourceList uses milli) and print it."""
+    if isinstance(s, str):
+        return _round_up_cached(s, scale)
+    return _round_up(s, scale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _round_up_cached(s: str, scale: int) -> str:
+    return _round_up(s, scale)
+
+
+def _round_up(s, scale: int) -> str:
     q = parse(s)
     unit = Fraction(10) ** scale
     scaled = q.value / unit
