@@ -19,6 +19,18 @@ class Settings:
     compact_interval: float = 300.0       # seconds between compactions
     log_level: str = "info"
     tls_hosts: list[str] = field(default_factory=list)
+    node_monitor_grace_period: float = 40.0   # node lifecycle: seconds without heartbeat
+    # node agent (shim/node)
+    containerd: str = ""                   # socket of an existing containerd; "" = managed child
+    insecure_registries: list[str] = field(default_factory=list)   # host:port pulled over HTTP
+    pod_cidr: str = ""                     # this node's pod CIDR; "" = first /24 of cluster_cidr
+    cni_bridge: str = "kubeshim0"
+    simulated_nodes: int = 0
+    # authentication / authorization (shim/api/auth)
+    anonymous_auth: bool = False
+    token_auth_file: str = ""
+    authorization_mode: str = "RBAC"       # comma list: AlwaysAllow, AlwaysDeny, ABAC, RBAC
+    authorization_policy_file: str = ""    # ABAC JSON lines
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

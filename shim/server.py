@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -50,6 +51,8 @@ class Server:
         self.rest.extras["node_ports"] = PortAllocator(*s.node_ports)
         self.rest.extras["settings"] = s
         self.rest.extras["ca_pem"] = self.pki.ca_pem()
+        from shim.api.admission import default_plugins   # NamespaceLifecycle, LimitRanger, ResourceQuota
+        self.rest.admission.extend(default_plugins())
         svcs, _, _, _ = await self.store.list("/registry/services/")
         rebuild_allocations(svcs, self.service_ips, self.rest.extras["node_ports"])
         host = "127.0.0.1" if s.bind_address in ("0.0.0.0", "::") else s.bind_address
@@ -58,6 +61,11 @@ class Server:
         self.app = App(self.rest, self.registry, self.discovery, openapi=_openapi_handler(self.registry),
                        ready=lambda: self.ready)
         subresources.install(self.app)
+        from shim.api import apply, fieldmanager   # managedFields and server-side apply
+        self.rest.field_manager = fieldmanager.FieldManager(self.rest.clock)
+        apply.install(self.app)
+        from shim.api import auth      # authn/authz hooks, reviews, default RBAC policy
+        self.auth = await auth.install(self.app, self.rest, self.pki.dir, s)
         self.kubeconfig = os.path.join(s.data_dir, "kubeconfig.yaml")
         write_kubeconfig(self.kubeconfig, self.url, self.pki)
         from shim.controllers import bootstrap
@@ -70,15 +78,23 @@ class Server:
 
     async def run(self):
         import uvicorn
+
+        from shim.api.auth.tls import TLSHttpToolsProtocol, TLSWebSocketProtocol
         await self.build()
+        gc.collect()
+        gc.freeze()      # what start-up loaded (the store's objects) is never collected
         s = self.settings
         config = uvicorn.Config(self.app, host=s.bind_address, port=s.port, loop="none",
-                                http="httptools", ws="websockets-sansio", lifespan="off",
+                                http=TLSHttpToolsProtocol, ws=TLSWebSocketProtocol,
+                                lifespan="off",
                                 access_log=False, log_level="warning",
                                 timeout_keep_alive=75, **self.ssl_context_kwargs())
         server = uvicorn.Server(config)
         from shim.controllers import start_controllers
-        self.tasks = start_controllers(self.rest)
+        self.tasks = start_controllers(self.rest) + self.auth.tasks
+        self.node = None
+        if not s.no_node:      # the node agent on containerd (shim/node/agent.py)
+            self.tasks.append(asyncio.create_task(self._start_node(), name="node-start"))
 
         async def mark_ready():
             while not server.started:
@@ -94,7 +110,16 @@ class Server:
             for t in self.tasks:
                 t.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self.node is not None:
+                await self.node.stop()     # containers keep running
             await self.store.close()
+
+    async def _start_node(self):
+        from shim.node.agent import NodeRuntime
+        try:
+            self.node = await NodeRuntime.start(self)
+        except Exception:
+            log.exception("the node agent could not start; serving the API without a node")
 
 
 def _field_check():
@@ -114,6 +139,9 @@ def _openapi_handler(registry):
 
 
 def run_server(settings: Settings) -> None:
+    # Stored objects are long-lived dicts: with the default thresholds full collections walk
+    # them all and stall requests for 50-200 ms. Collect young objects less often.
+    gc.set_threshold(50_000, 20, 100)
     try:
         import uvloop
         uvloop.install()

@@ -37,7 +37,9 @@ def helm_path(version: str = "1.32") -> str:
 class ServerProcess:
     """A `kubeshim server` child process with its own data dir and port."""
 
-    def __init__(self, data_dir: str, port: int | None = None, extra_args: list[str] | None = None):
+    def __init__(self, data_dir: str, port: int | None = None, extra_args: list[str] | None = None,
+                 node: bool = False):
+        self.node = node                      # True: run the node agent (containerd, CNI)
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args or []
@@ -57,7 +59,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shim.cli", "server", "--data-dir", self.data_dir,
-             "--port", str(self.port), "--no-node", *self.extra_args],
+             "--port", str(self.port), *([] if self.node else ["--no-node"]), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.wait_ready(timeout)
         return self

@@ -490,6 +490,8 @@ class App:
                 raise errors.unsupported_media_type(ctype, [
                     "application/json-patch+json", "application/merge-patch+json",
                     "application/strategic-merge-patch+json"])
+            if not req.query.get("fieldManager"):
+                opts.field_manager = ""       # apply has no User-Agent default (required)
             entry, code = await apply(self.rest, res, ns, name, body, opts, subresource)
             return await self.send_object(req, send, res, entry.raw, code, opts.warnings)
         entry = await self.rest.patch(res, ns, name, ctype, body, opts, subresource)

@@ -42,7 +42,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from shim.api import errors
 from shim.api.proto import (authentication_v1_pb2, authorization_v1_pb2, autoscaling_v1_pb2,
                             coordination_v1_pb2, core_v1_pb2, gotags_pb2, meta_v1_pb2,
-                            policy_v1_pb2, runtime_pb2)
+                            policy_v1_pb2, rbac_v1_pb2, runtime_pb2)
 
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
@@ -64,6 +64,8 @@ KINDS: dict[str, dict[str, type]] = {
     "authentication.k8s.io/v1": {k: getattr(authentication_v1_pb2, k) for k in (
         "TokenRequest", "SelfSubjectReview", "TokenReview")},
     "coordination.k8s.io/v1": {"Lease": coordination_v1_pb2.Lease},
+    "rbac.authorization.k8s.io/v1": {k: getattr(rbac_v1_pb2, k) for k in (
+        "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     "meta.k8s.io/v1": {},
 }
 for _kinds in KINDS.values():

@@ -281,6 +281,8 @@ class REST:
             generated = True
         self.fill_system_fields(res, obj)
         res.prepare_for_create(obj, self.ctx)
+        if self.field_manager is not None:   # on the defaulted request, before admission
+            self.field_manager.update(res, obj, None, opts.field_manager, None)
         name = meta.get("name", "")
         errs = res.validate(obj)
         if errs:
@@ -293,8 +295,6 @@ class REST:
         if await self.store.get(key) is not None:
             raise (errors.generate_name_conflict if generated else errors.already_exists)(
                 res.plural, name, res.group)
-        if self.field_manager is not None:
-            self.field_manager.update(res, obj, None, opts.field_manager, None)
         await res.before_create(obj, self.ctx, dry_run=opts.dry_run)
         if opts.dry_run:
             return Entry(obj, orjson.dumps(obj), 0)
@@ -463,6 +463,8 @@ class REST:
                 f"AdditionalErrorMsg: Precondition failed: ResourceVersion in precondition: "
                 f"{dopts.precondition_rv}, ResourceVersion in object meta: "
                 f"{meta.get('resourceVersion')}"), res.group)
+        await self._admit("DELETE", res, ns, name, None, cur.obj, None,
+                          WriteOptions(dry_run=dopts.dry_run))
         grace = res.graceful_delete_seconds(cur.obj, dopts)
         obj = copy_obj(cur)
         m = obj["metadata"]

@@ -138,6 +138,8 @@ async def eviction(app, req, send, res, ns, name, extra):
                           precondition_uid=(d.get("preconditions") or {}).get("uid"),
                           precondition_rv=(d.get("preconditions") or {}).get("resourceVersion"),
                           dry_run="All" in (d.get("dryRun") or []))
+    if req.query.get("dryRun"):           # CreateOptions.dryRun propagates to the deletion
+        dopts.dry_run = dopts.dry_run or app.write_options(req).dry_run
     await app.rest.delete(res, ns, name, dopts)
     await _json(send, 201, _success(201))
 
@@ -149,17 +151,20 @@ async def finalize(app, req, send, res, ns, name, extra):
     if (obj.get("metadata") or {}).get("name", name) != name:
         raise errors.bad_request(f"the name of the object ({obj['metadata']['name']}) does not "
                                  f"match the name on the URL ({name})")
-    entry = await finalize_namespace(app.rest, res, name, obj)
+    dry_run = app.write_options(req).dry_run
+    entry = await finalize_namespace(app.rest, res, name, obj, dry_run=dry_run)
     await app.send_object(req, send, res, entry.raw)
 
 
-async def finalize_namespace(rest, res, name: str, body: dict):
+async def finalize_namespace(rest, res, name: str, body: dict, dry_run: bool = False):
     """namespaces/finalize: take spec.finalizers; a terminating namespace with none left goes."""
     from shim.store.base import Entry
     cur = await rest.get(res, None, name)
     new = res.prepare_for_finalize(body, cur.obj)
     if new == cur.obj:
         return cur
+    if dry_run:
+        return Entry(new, orjson.dumps(new), cur.rev)
     m = new["metadata"]
     if m.get("deletionTimestamp") and not new["spec"].get("finalizers") and not m.get("finalizers"):
         e = await rest.store.delete(res.key(None, name), cur.rev)

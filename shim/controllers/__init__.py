@@ -5,5 +5,36 @@ import asyncio
 
 
 def start_controllers(rest) -> list[asyncio.Task]:
-    from shim.controllers import namespaces
-    return [asyncio.create_task(namespaces.run(rest), name="namespace-controller")]
+    tasks = _kopf_controllers(rest)
+    return tasks + _api_client_controllers(rest)
+
+
+def _kopf_controllers(rest) -> list[asyncio.Task]:
+    """Replication, garbage collector, namespace and quota controllers: one kopf operator
+    (shim/controllers/runtime.py) logged in with the admin kubeconfig."""
+    import os
+
+    from shim.controllers import runtime
+    settings = rest.extras.get("settings")
+    kubeconfig = os.path.join(settings.data_dir, "kubeconfig.yaml") if settings else ""
+    if not os.path.exists(kubeconfig):
+        return []
+    return [asyncio.create_task(runtime.run_in_server(kubeconfig), name="kopf-controllers")]
+
+
+def _api_client_controllers(rest) -> list[asyncio.Task]:
+    """The scheduler and node lifecycle controller: HTTP API clients (shim/client.py) of
+    this server, authenticated with the admin kubeconfig."""
+    import os
+
+    from shim.client import Client
+    from shim.controllers import nodelifecycle, scheduler
+    settings = rest.extras.get("settings")
+    kubeconfig = os.path.join(settings.data_dir, "kubeconfig.yaml") if settings else ""
+    if not os.path.exists(kubeconfig):
+        return []
+    client = Client.from_kubeconfig(kubeconfig)
+    lifecycle = nodelifecycle.NodeLifecycle(client, grace_period=settings.node_monitor_grace_period,
+                                            monitor_period=min(5.0, settings.node_monitor_grace_period / 4))
+    return [asyncio.create_task(scheduler.Scheduler(client).run(), name="scheduler"),
+            asyncio.create_task(lifecycle.run(), name="node-lifecycle-controller")]

@@ -13,6 +13,11 @@ class ResourceQuotas(Resource):
     name_validator = staticmethod(validation.name_is_dns_subdomain)
     subresources = (Subresource("status", "ResourceQuota", ("get", "patch", "update")),)
 
+    def prepare_for_create(self, obj, ctx):
+        # the real strategy resets status to an empty ResourceQuotaStatus (`"status": {}`)
+        obj["status"] = {}
+        self.default(obj)
+
     def default(self, obj):
         defaults.resource_quota(obj)
 

@@ -43,6 +43,7 @@ FILES = {
     "k8s.io.api.authorization.v1": "authorization_v1",
     "k8s.io.api.authentication.v1": "authentication_v1",
     "k8s.io.api.coordination.v1": "coordination_v1",
+    "k8s.io.api.rbac.v1": "rbac_v1",
 }
 
 ROOTS = [
@@ -60,6 +61,8 @@ ROOTS = [
     *(f"k8s.io.api.authentication.v1.{k}" for k in (
         "TokenRequest", "SelfSubjectReview", "TokenReview")),
     "k8s.io.api.coordination.v1.Lease",
+    *(f"k8s.io.api.rbac.v1.{k}" for k in (
+        "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
 ]
 
 GO_KIND_PTR = 22

@@ -1,0 +1,1 @@
+"""The node's networking: pod network namespaces and CNI (cni.py)."""
