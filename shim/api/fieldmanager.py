@@ -26,6 +26,8 @@ import time as _time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import orjson
+
 from shim.openapi import schema
 
 from . import errors
@@ -1157,6 +1159,22 @@ def _set_last_applied(obj: dict, config: dict) -> None:
 # The REST hook
 # ============================================================================================
 
+_CREATE_MEMO: dict[tuple, bytes] = {}
+_IDENTITY = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
+             "generateName", "selfLink")
+
+
+def _shape_key(obj: dict) -> bytes | None:
+    """The object with the identity fields of its metadata blanked (their values never appear in
+    fieldsV1; their presence does)."""
+    meta = obj.get("metadata") or {}
+    blank = {k: (0 if k in _IDENTITY else v) for k, v in meta.items() if k != "managedFields"}
+    try:
+        return orjson.dumps({**obj, "metadata": blank})
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
 class FieldManager:
     """REST.field_manager: keeps metadata.managedFields on every create and update."""
 
@@ -1179,6 +1197,21 @@ class FieldManager:
         meta.pop("managedFields", None)
         if not managed and old is not None:
             return                         # never tracked: wait for the first apply
+        memo_key = None
+        if old is None and not managed:
+            # A create's entries depend on the object's shape, not on its identity: objects
+            # stamped from one template (RC pods) share them, only the time differs.
+            shape = _shape_key(new)
+            memo_key = (res.definition, manager, subresource or "", shape) if shape else None
+            hit = _CREATE_MEMO.get(memo_key) if memo_key else None
+            if hit is not None:
+                mf = orjson.loads(hit)
+                now = self.now()
+                for e in mf or ():
+                    e["time"] = now
+                if mf:
+                    meta["managedFields"] = mf
+                return
         try:
             t = definition_type(res.definition)
             entry = Entry(manager, "Update", res.api_version, subresource or "", None, set())
@@ -1190,6 +1223,10 @@ class FieldManager:
                 meta["managedFields"] = old_raw      # UpdateNoErrors keeps the live entries
             return
         mf = encode_managed(managed)
+        if memo_key is not None:
+            if len(_CREATE_MEMO) >= 256:
+                _CREATE_MEMO.pop(next(iter(_CREATE_MEMO)))
+            _CREATE_MEMO[memo_key] = orjson.dumps(mf)
         if mf:
             meta["managedFields"] = mf
 

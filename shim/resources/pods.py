@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
 from shim.api import errors
 from shim.resources import defaults, validation
 from shim.resources.base import Resource, Subresource
@@ -48,14 +50,33 @@ class Pods(Resource):
 
     def prepare_for_create(self, obj, ctx):
         obj.pop("status", None)
-        defaults.pod(obj)
-        obj["status"] = {"phase": "Pending", "qosClass": defaults.qos_class(obj)}
+        key = _spec_key(obj.get("spec"))
+        hit = _DEFAULTED.get(key) if key is not None else None
+        if hit is None:
+            defaults.pod(obj)
+            hit = (orjson.dumps(obj["spec"]), defaults.qos_class(obj))
+            if key is not None:
+                _remember(_DEFAULTED, key, hit)
+        else:
+            obj["spec"] = orjson.loads(hit[0])
+        obj["status"] = {"phase": "Pending", "qosClass": hit[1]}
 
     def default(self, obj):
         defaults.pod(obj)
 
     def validate(self, obj):
-        return validation.pod(obj)
+        # Everything but the metadata checks depends on the spec alone: pods stamped from one
+        # template (RCs, jobs, benchmarks) validate their identical spec once.
+        spec = obj.get("spec")
+        key = _spec_key(spec)
+        if key is None:
+            return validation.pod(obj)
+        spec_errs = _SPEC_ERRORS.get(key)
+        if spec_errs is None:
+            spec_errs = validation.pod({"metadata": {"name": "x", "namespace": "x"}, "spec": spec})
+            _remember(_SPEC_ERRORS, key, spec_errs)
+        return validation.object_meta(obj.get("metadata"), namespaced=True,
+                                      name_fn=validation.name_is_dns_subdomain) + list(spec_errs)
 
     def validate_update(self, new, old):
         return validation.pod_update(new, old)
@@ -120,6 +141,26 @@ class Pods(Resource):
 
     def validate_status_update(self, new, old):
         return validation.pod_status_update(new, old)
+
+
+_DEFAULTED: dict[bytes, tuple[bytes, str]] = {}   # raw spec -> (defaulted spec, qosClass)
+_SPEC_ERRORS: dict[bytes, list] = {}              # defaulted spec -> its validation errors
+_MEMO_SIZE = 256
+
+
+def _spec_key(spec) -> bytes | None:
+    if not isinstance(spec, dict):
+        return None
+    try:
+        return orjson.dumps(spec)
+    except (TypeError, orjson.JSONEncodeError):   # e.g. integers beyond 64 bits from YAML
+        return None
+
+
+def _remember(memo: dict, key: bytes, value) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
 
 
 def _has_sa_mount(spec: dict) -> bool:
