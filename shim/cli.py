@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--pod-cidr", default=None, help="this node's pod CIDR (default: the first "
                     "/24 of --cluster-cidr)")
     sp.add_argument("--cni-bridge", default=None, help="the pod network's bridge (kubeshim0)")
+    sp.add_argument("--simulated-nodes", type=int, default=None,
+                    help="add N simulated (KWOK-like) nodes whose pods run without containers")
     sp.add_argument("--anonymous-auth", dest="anonymous_auth", default=None,
                     type=lambda v: v.lower() in ("1", "true", "yes"), nargs="?", const=True,
                     help="allow anonymous requests (system:anonymous); default false")

@@ -61,6 +61,8 @@ class Server:
         self.app = App(self.rest, self.registry, self.discovery, openapi=_openapi_handler(self.registry),
                        ready=lambda: self.ready)
         subresources.install(self.app)
+        from shim.node import streams     # pods/exec|attach|portforward WebSockets
+        streams.install(self.app, self)
         from shim.api import apply, fieldmanager   # managedFields and server-side apply
         self.rest.field_manager = fieldmanager.FieldManager(self.rest.clock)
         apply.install(self.app)
@@ -79,22 +81,28 @@ class Server:
     async def run(self):
         import uvicorn
 
+        from shim.api import wsstream
         from shim.api.auth.tls import TLSHttpToolsProtocol, TLSWebSocketProtocol
         await self.build()
         gc.collect()
         gc.freeze()      # what start-up loaded (the store's objects) is never collected
         s = self.settings
         config = uvicorn.Config(self.app, host=s.bind_address, port=s.port, loop="none",
-                                http=TLSHttpToolsProtocol, ws=TLSWebSocketProtocol,
+                                http=TLSHttpToolsProtocol,
+                                ws=wsstream.lenient_subprotocols(TLSWebSocketProtocol),
                                 lifespan="off",
                                 access_log=False, log_level="warning",
-                                timeout_keep_alive=75, **self.ssl_context_kwargs())
+                                timeout_keep_alive=75, timeout_graceful_shutdown=2,
+                                **self.ssl_context_kwargs())
         server = uvicorn.Server(config)
         from shim.controllers import start_controllers
         self.tasks = start_controllers(self.rest) + self.auth.tasks
         self.node = None
         if not s.no_node:      # the node agent on containerd (shim/node/agent.py)
             self.tasks.append(asyncio.create_task(self._start_node(), name="node-start"))
+        if s.simulated_nodes:  # KWOK-like nodes without containers (shim/node/simulated.py)
+            from shim.node.simulated import run_simulated
+            self.tasks.append(asyncio.create_task(run_simulated(self), name="simulated-nodes"))
 
         async def mark_ready():
             while not server.started:
@@ -104,6 +112,10 @@ class Server:
                   f"kubeshim: admin kubeconfig written to {self.kubeconfig}\n"
                   f"kubeshim: export KUBECONFIG={self.kubeconfig}", flush=True)
         self.tasks.append(asyncio.create_task(mark_ready()))
+        import signal
+        # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler
+        # that kills the process before the clean-up below (nft table, node) can run
+        signal.signal(signal.SIGTERM, lambda *_: None)
         try:
             await server.serve()
         finally:

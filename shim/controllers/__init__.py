@@ -19,7 +19,13 @@ def _kopf_controllers(rest) -> list[asyncio.Task]:
     kubeconfig = os.path.join(settings.data_dir, "kubeconfig.yaml") if settings else ""
     if not os.path.exists(kubeconfig):
         return []
-    return [asyncio.create_task(runtime.run_in_server(kubeconfig), name="kopf-controllers")]
+    async def run():
+        # kopf (and the `kubernetes` package it pulls in) takes ~0.5 s to import: do it off the
+        # event loop so the API answers /readyz and requests meanwhile
+        import importlib
+        await asyncio.to_thread(importlib.import_module, "kopf")
+        await runtime.run_in_server(kubeconfig)
+    return [asyncio.create_task(run(), name="kopf-controllers")]
 
 
 def _api_client_controllers(rest) -> list[asyncio.Task]:
@@ -28,7 +34,7 @@ def _api_client_controllers(rest) -> list[asyncio.Task]:
     import os
 
     from shim.client import Client
-    from shim.controllers import nodelifecycle, scheduler
+    from shim.controllers import endpoints, nodelifecycle, scheduler
     settings = rest.extras.get("settings")
     kubeconfig = os.path.join(settings.data_dir, "kubeconfig.yaml") if settings else ""
     if not os.path.exists(kubeconfig):
@@ -37,4 +43,5 @@ def _api_client_controllers(rest) -> list[asyncio.Task]:
     lifecycle = nodelifecycle.NodeLifecycle(client, grace_period=settings.node_monitor_grace_period,
                                             monitor_period=min(5.0, settings.node_monitor_grace_period / 4))
     return [asyncio.create_task(scheduler.Scheduler(client).run(), name="scheduler"),
-            asyncio.create_task(lifecycle.run(), name="node-lifecycle-controller")]
+            asyncio.create_task(lifecycle.run(), name="node-lifecycle-controller"),
+            asyncio.create_task(endpoints.run(client), name="endpoint-controller")]

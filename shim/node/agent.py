@@ -38,7 +38,7 @@ from typing import Callable
 
 from shim.api.errors import StatusError
 from shim.node import images as refs
-from shim.node import logs, oci, podstatus
+from shim.node import logs, oci, podstatus, probes, volumes
 from shim.node.events import NORMAL, WARNING, EventRecorder, container_field_path
 
 log = logging.getLogger("shim.node.agent")
@@ -202,6 +202,22 @@ async def resolve_env(container: dict, pod: dict, lookup: Callable, host_ip: str
         elif "resourceFieldRef" in vf:
             env[name] = resource_field_value(container, vf["resourceFieldRef"])
     return env
+
+
+def check_non_root(pod: dict, container: str, run_as, image_uid: int | None,
+                   image_user: str) -> None:
+    """runAsNonRoot against the effective user; ConfigError with the kubelet's message."""
+    where = f'(pod: "{podstatus.format_pod(pod)}", container: {container})'
+    if run_as is not None:
+        if int(run_as) == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+        return
+    if image_uid is None:
+        name = image_user.partition(":")[0]
+        raise ConfigError(f"container has runAsNonRoot and image has non-numeric user ({name}), "
+                          f"cannot verify user is non-root {where}")
+    if image_uid == 0:
+        raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
 
 
 def resource_field_value(container: dict, ref: dict) -> str:
@@ -495,6 +511,7 @@ class Agent:
             for cid in orphans.get(uid, []):
                 await self.remove_container(uid, cid)
             await self.teardown_sandbox(uid)
+            volumes.unmount_all(os.path.join(logs.pods_dir(self.data_dir), uid))
             shutil.rmtree(os.path.join(logs.pods_dir(self.data_dir), uid), ignore_errors=True)
 
     # ---- shared runtime operations ----
@@ -540,6 +557,46 @@ class Agent:
         shutil.rmtree(d, ignore_errors=True)
         oci.remove_cgroup(f"{CGROUP_PARENT}/pod{uid}", keep_levels=1)
 
+    async def exec_in(self, cid: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run `argv` in a running container (probes, hooks) -> (exit code, stdout+stderr);
+        asyncio.TimeoutError (the process killed) after `timeout` seconds."""
+        exec_id = f"probe-{os.getpid()}-{next(_exec_ids)}"
+        d = os.path.join(self.data_dir, "probes")
+        os.makedirs(d, exist_ok=True)
+        out, err = os.path.join(d, exec_id + ".out"), os.path.join(d, exec_id + ".err")
+        try:
+            await self.cd.exec(cid, exec_id, argv, stdout=out, stderr=err)
+            try:
+                status = await self.cd.wait(cid, exec_id, timeout=timeout)
+            except Exception:
+                await self.cd.kill(cid, signal.SIGKILL, exec_id=exec_id)
+                raise asyncio.TimeoutError() from None
+            finally:
+                try:
+                    await self.cd.delete_process(cid, exec_id)
+                except Exception:
+                    pass
+            text = b""
+            for p in (out, err):
+                with open(p, "rb") as f:
+                    text += f.read(probes.MAX_OUTPUT)
+            return status.code, text.decode(errors="replace")
+        finally:
+            for p in (out, err):
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+
+    async def request_token(self, namespace: str, sa: str, body: dict) -> tuple[str, float]:
+        """A TokenRequest through serviceaccounts/NAME/token: (token, expiry as epoch)."""
+        import datetime as _dt
+        tr = await self.client.create("serviceaccounts", body, namespace, name=sa,
+                                      subresource="token")
+        st = tr.get("status") or {}
+        exp = _dt.datetime.strptime(st.get("expirationTimestamp", ""), "%Y-%m-%dT%H:%M:%SZ")
+        return st.get("token", ""), exp.replace(tzinfo=_dt.timezone.utc).timestamp()
+
     async def lookup(self, namespace: str, kind: str, name: str) -> dict | None:
         plural = "configmaps" if kind == "configmap" else "secrets"
         try:
@@ -580,6 +637,9 @@ class Agent:
 
     def node_status_host_ip(self) -> list[str]:
         return [self.host_ip] if self.host_ip else []
+
+
+_exec_ids = __import__("itertools").count(1)
 
 
 def _is_nsfs(path: str) -> bool:
@@ -625,6 +685,17 @@ class PodWorker:
         self._kick = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.finished = False
+        ns = self.meta.get("namespace", "")
+        self.volumes = volumes.VolumeManager(
+            os.path.join(logs.pods_dir(agent.data_dir), self.uid),
+            lambda kind, name: agent.lookup(ns, kind, name),
+            lambda sa, body: agent.request_token(ns, sa, body), host_ip=agent.host_ip,
+            clock=agent.clock)
+        self.probes = probes.ProbeManager(
+            exec_fn=agent.exec_in, pod_ip=self.pod_ip, on_change=self.kick,
+            on_failure=self._probe_failed,
+            event=lambda etype, reason, msg, c: self.event(etype, reason, msg, c),
+            clock=agent.clock)
 
     # ---- plumbing ----
     @property
@@ -639,6 +710,7 @@ class PodWorker:
         self.task = asyncio.create_task(self._loop(), name=f"pod-{self.meta.get('name')}")
 
     def stop(self) -> None:
+        self.probes.stop_all()
         if self.task is not None:
             self.task.cancel()
 
@@ -708,11 +780,12 @@ class PodWorker:
             await self.stop_terminal()
             await self.post_status()
             return
-        if not await self.ensure_sandbox():
+        if not await self.ensure_sandbox() or not await self.ensure_volumes():
             await self.post_status()
             return
         if await self.run_init_containers():
             await self.run_app_containers()
+        self._sync_probes()
         status = await self.post_status()
         if status.get("phase") in podstatus.TERMINAL:
             await self.stop_terminal()
@@ -1057,6 +1130,7 @@ class PodWorker:
             return
         await self._mark_started(inst)
         self.event(NORMAL, "Started", f"Started container {name}", name)
+        await self._post_start(c, inst)
         await self._prune(name)
 
     async def _mark_started(self, inst: Instance) -> None:
@@ -1097,6 +1171,9 @@ class PodWorker:
         async def lookup(kind, name):
             return await agent.lookup(ns, kind, name)
         env = await resolve_env(c, self.pod, lookup, agent.host_ip)
+        links = getattr(agent, "service_links", None)    # shim/node/network/services.py
+        if links is not None:
+            env = {**links(ns, self.spec.get("enableServiceLinks") is not False), **env}
         args = command_line(c, icfg, env)
         if not args:
             raise ConfigError("no command specified")
@@ -1105,6 +1182,8 @@ class PodWorker:
         uid_, gid_ = oci.parse_user(icfg.get("User", ""))
         run_as = sc.get("runAsUser", psc.get("runAsUser"))
         run_group = sc.get("runAsGroup", psc.get("runAsGroup"))
+        if sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+            check_non_root(self.pod, c["name"], run_as, uid_, icfg.get("User", ""))
         uid_ = int(run_as) if run_as is not None else (uid_ if uid_ is not None else 0)
         gid_ = int(run_group) if run_group is not None else (gid_ if gid_ is not None else 0)
         groups = [int(g) for g in psc.get("supplementalGroups") or []]
@@ -1121,6 +1200,11 @@ class PodWorker:
         hosts = self._hosts_file()
         if hosts:
             mounts.append(oci.bind_mount(hosts, "/etc/hosts"))
+        from shim.node.network.dns import write_resolv_conf      # dnsPolicy
+        resolv = write_resolv_conf(os.path.join(logs.pods_dir(agent.data_dir), self.uid),
+                                   self.pod, getattr(agent, "cluster_dns", ""))
+        if resolv:
+            mounts.append(oci.bind_mount(resolv, "/etc/resolv.conf"))
         mounts += self._volume_mounts(c)
         host_ns = []
         if self.spec.get("hostNetwork"):
@@ -1177,22 +1261,25 @@ class PodWorker:
         return path
 
     def _volume_mounts(self, c: dict) -> list[dict]:
-        """emptyDir volumes as host directories under the pod dir (other kinds: not yet)."""
-        vols = {v.get("name"): v for v in self.spec.get("volumes") or []}
-        out = []
-        for vm in c.get("volumeMounts") or []:
-            v = vols.get(vm.get("name"))
-            if v is None or "emptyDir" not in v:
-                continue
-            d = os.path.join(logs.pods_dir(self.agent.data_dir), self.uid, "volumes",
-                             vm["name"])
-            os.makedirs(d, exist_ok=True)
-            os.chmod(d, 0o777)
-            src = os.path.join(d, vm["subPath"]) if vm.get("subPath") else d
-            os.makedirs(src, exist_ok=True)
-            out.append(oci.bind_mount(src, vm.get("mountPath", ""),
-                                      readonly=bool(vm.get("readOnly"))))
-        return out
+        """The container's volumeMounts as OCI bind mounts (volumes set up by ensure_volumes)."""
+        try:
+            return self.volumes.mounts(c)
+        except (ValueError, OSError) as e:
+            raise ConfigError(str(e)) from None
+
+    async def ensure_volumes(self) -> bool:
+        """Set up (or refresh) the pod's volumes; False with a FailedMount event on failure."""
+        try:
+            await self.volumes.setup(self.pod)
+        except volumes.MountError as e:
+            log.info("pod %s: %s", self.meta.get("name"), e.event_message())
+            self.event(WARNING, "FailedMount", e.event_message())
+            self.next_wake = min(self.next_wake or 1e18, self.agent.clock() + 3.0)
+            return False
+        if volumes.has_user_api_data(self.pod):     # ConfigMap/Secret edits reach the files
+            self.next_wake = min(self.next_wake or 1e18,
+                                 self.agent.clock() + volumes.REFRESH_PERIOD)
+        return True
 
     # ---- status ----
     def runtime(self) -> podstatus.PodRuntime:
@@ -1206,7 +1293,9 @@ class PodWorker:
                                                 bool(self.spec.get("hostNetwork")) or
                                                 self.agent.cni is None) and bool(self.ns_paths)
         return podstatus.PodRuntime(containers=[i.runtime() for i in self.instances.values()],
-                                    sandbox_ready=ready, pod_ips=ips, reasons=dict(self.reasons))
+                                    sandbox_ready=ready, pod_ips=ips, reasons=dict(self.reasons),
+                                    readiness=self.probes.readiness(),
+                                    startup=self.probes.startup())
 
     async def post_status(self) -> dict:
         old = self.pod.get("status") or {}
@@ -1242,6 +1331,9 @@ class PodWorker:
         if not running:
             return
         cd = self.agent.cd
+        t0 = self.agent.clock()
+        await asyncio.gather(*[self._pre_stop(i, grace) for i in running])
+        grace = max(grace - (self.agent.clock() - t0), min(grace, 2.0))
         for inst in running:
             self.event(NORMAL, "Killing", f"Stopping container {inst.name}", inst.name)
             await cd.kill(inst.id, signal.SIGTERM)
@@ -1256,6 +1348,79 @@ class PodWorker:
             w.cancel()
         await self.refresh()
 
+    # ---- probes and hooks ----
+    def pod_ip(self) -> str:
+        if self.spec.get("hostNetwork"):
+            return self.agent.host_ip
+        if self.network is not None and self.network.ips:
+            return self.network.ips[0]
+        return (self.pod.get("status") or {}).get("podIP", "")
+
+    def _sync_probes(self) -> None:
+        running = []
+        for c in self.spec.get("containers") or []:
+            inst = self.latest(c["name"])
+            if inst is not None and inst.state == "running":
+                running.append((c, inst.id, inst.started_at or self.agent.clock()))
+        self.probes.sync(running)
+
+    async def _probe_failed(self, name: str, cid: str, kind: str) -> None:
+        """A liveness/startup probe reached its failureThreshold: kill the container (the
+        sync restarts it per restartPolicy)."""
+        inst = self.instances.get(cid)
+        if inst is None or inst.state != "running":
+            return
+        c = self.container_spec(name) or {}
+        probe = c.get(probes.SPEC_KEYS[kind]) or {}
+        grace = probe.get("terminationGracePeriodSeconds")
+        grace = float(grace if grace is not None else self._grace())
+        self.event(NORMAL, "Killing",
+                   f"Container {name} failed {kind.lower()} probe, will be restarted", name)
+        await self._pre_stop(inst, grace)
+        await self.agent.cd.kill(cid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self._wait_exit(cid), grace)
+        except asyncio.TimeoutError:
+            await self.agent.cd.kill(cid, signal.SIGKILL, all=True)
+        self.kick()
+
+    async def _post_start(self, c: dict, inst: Instance) -> None:
+        """The postStart hook; a failure kills the container (FailedPostStartHook)."""
+        handler = (c.get("lifecycle") or {}).get("postStart")
+        if not handler:
+            return
+        err = await probes.run_handler(handler, c, inst.id, self.pod_ip(), self.agent.exec_in,
+                                       self._grace() or 30.0)
+        if not err:
+            return
+        self.event(WARNING, "FailedPostStartHook", self._hook_message(handler, c, err), c["name"])
+        await self.agent.cd.kill(inst.id, signal.SIGKILL, all=True)
+        self.kick()
+
+    async def _pre_stop(self, inst: Instance, grace: float) -> None:
+        """The preStop hook of a running container, bounded by the grace period."""
+        c = self.container_spec(inst.name) or {}
+        handler = (c.get("lifecycle") or {}).get("preStop")
+        if not handler or grace <= 0:
+            return
+        try:
+            err = await asyncio.wait_for(probes.run_handler(
+                handler, c, inst.id, self.pod_ip(), self.agent.exec_in, grace), grace)
+        except asyncio.TimeoutError:
+            err = f"PreStopHook timed out after {int(grace)}s"
+        if err:
+            self.event(WARNING, "FailedPreStopHook", self._hook_message(handler, c, err),
+                       inst.name)
+
+    def _hook_message(self, handler: dict, c: dict, err: str) -> str:
+        pod = podstatus.format_pod(self.pod)
+        if handler.get("exec") is not None:
+            cmd = " ".join((handler["exec"] or {}).get("command") or [])
+            return f'Exec lifecycle hook ([{cmd}]) for Container "{c["name"]}" in Pod "{pod}" ' \
+                   f'failed - error: {err}'
+        return f'HTTP lifecycle hook ({(handler.get("httpGet") or {}).get("path", "")}) for ' \
+               f'Container "{c["name"]}" in Pod "{pod}" failed - error: {err}'
+
     async def _wait_exit(self, cid: str) -> None:
         try:
             await self.agent.cd.wait(cid)
@@ -1263,10 +1428,12 @@ class PodWorker:
             pass
 
     async def terminate(self, grace: float) -> None:
+        self.probes.stop_all()
         await self.kill_running(grace)
 
     async def stop_terminal(self) -> None:
         """A pod in a terminal phase: nothing runs, the sandbox (network) is released."""
+        self.probes.stop_all()
         await self.kill_running(self._grace())
         if not self.sandbox_torn_down:
             await self.agent.teardown_sandbox(self.uid, self.pod)
@@ -1282,6 +1449,7 @@ class PodWorker:
             await self.agent.remove_container(self.uid, inst.id)
         await self.agent.teardown_sandbox(self.uid, self.pod)
         self.network = None
+        volumes.unmount_all(os.path.join(logs.pods_dir(self.agent.data_dir), self.uid))
         shutil.rmtree(os.path.join(logs.pods_dir(self.agent.data_dir), self.uid),
                       ignore_errors=True)
 
@@ -1346,6 +1514,15 @@ class NodeRuntime:
         rt.tasks = [asyncio.create_task(rt.node_status.run(), name="node-status"),
                     asyncio.create_task(rt._pod_cidr(subnet), name="node-pod-cidr"),
                     asyncio.create_task(rt.agent.run(), name="node-agent")]
+        from shim.node.network.services import ServiceProxy      # services dataplane (nft)
+        rt.proxy = ServiceProxy(rt.client, bridge=s.cni_bridge, service_cidr=s.service_cidr)
+        rt.tasks.append(asyncio.create_task(rt.proxy.run(), name="service-proxy"))
+        rt.agent.service_links = rt.proxy.link_env
+        from shim.node.network import dns                        # cluster DNS
+        rt.agent.cluster_dns = dns.cluster_dns_ip(s.service_cidr)
+        rt.tasks.append(asyncio.create_task(dns.ClusterDNS(
+            rt.client, listen_ip=cni.gateway, service_ip=rt.agent.cluster_dns).run(),
+            name="cluster-dns"))
         return rt
 
     async def _pod_cidr(self, subnet: str) -> None:
@@ -1365,6 +1542,8 @@ class NodeRuntime:
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if getattr(self, "proxy", None) is not None:
+            await self.proxy.shutdown()
         if self.agent is not None:
             await self.agent.shutdown()
         if self.client is not None:

@@ -19,8 +19,10 @@ KUBE_VERSION = shim.KUBE_VERSION  # e.g. "1.32.0"
 
 
 def _schema_dir() -> str:
-    import kubernetes_validate
-    base = os.path.join(os.path.dirname(kubernetes_validate.__file__), "kubernetes-json-schema")
+    # located without importing the package (its __init__ imports jsonschema: ~0.3 s)
+    import importlib.util
+    spec = importlib.util.find_spec("kubernetes_validate")
+    base = os.path.join(spec.submodule_search_locations[0], "kubernetes-json-schema")
     return os.path.join(base, f"v{KUBE_VERSION}-local")
 
 

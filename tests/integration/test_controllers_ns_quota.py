@@ -194,6 +194,9 @@ def test_quota_status_survives_restart(tmp_path):
     try:
         k = Kubectl(srv, "1.32", str(tmp_path))
         k("create", "ns", "rq")
+        # pods need the namespace's default service account, which its controller adds
+        wait_for(lambda: k.run("get", "sa", "default", "-n", "rq", check=False).returncode == 0,
+                 what="default service account")
         k("create", "quota", "q1", "--hard=pods=10", "-n", "rq")
         for i in range(3):
             k("run", f"p{i}", "--image=nginx", "-n", "rq")

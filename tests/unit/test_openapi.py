@@ -204,10 +204,11 @@ def test_serve_group_version_http_semantics(docs):
     assert docs.serve_group_version("apis/apps/v1", None, None)[0] == 404
 
 
-def test_v2_protobuf_is_an_empty_document_and_json_has_definitions():
-    assert v2.v2_protobuf(served()) == b""
+def test_v2_protobuf_is_a_gnostic_document_and_json_has_definitions():
+    from shim.openapi.proto import openapiv2_pb2
     status, headers, body = v2.serve_v2(served(), "application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
-    assert status == 200 and body == b""
+    assert status == 200 and body == v2.v2_protobuf(served())
+    assert openapiv2_pb2.Document.FromString(body).swagger == "2.0"
     # Go's mime parser rejects the "@" form, so the response uses the ".v1.0" spelling
     assert headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
     doc = orjson.loads(v2.v2_json(served()))
