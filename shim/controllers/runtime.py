@@ -459,6 +459,16 @@ class Recorder:
 
 # ---- the operator -----------------------------------------------------------------------
 
+class _EveryTask:
+    """An `ignored` set for kopf.run_tasks that contains every task."""
+
+    def __contains__(self, task) -> bool:
+        return True
+
+
+_EVERY_TASK = _EveryTask()
+
+
 def operator_settings():
     """kopf settings under which kopf never writes to the objects it watches."""
     import kopf
@@ -517,7 +527,10 @@ class Controllers:
                                            stop_flag=stop_flag, ready_flag=ready_flag)
             if in_server:
                 _restore_signals(saved)
-            await kopf.run_tasks(tasks)
+            # On cancellation kopf also cancels every other task of the loop ("hung" tasks);
+            # inside the server those are the server's own (uvicorn, the node agent, the
+            # shutdown itself), so only kopf's root tasks are stopped there.
+            await kopf.run_tasks(tasks, ignored=_EVERY_TASK if in_server else frozenset())
         finally:
             for w in workers:
                 w.cancel()
