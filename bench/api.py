@@ -133,7 +133,8 @@ def http(url: str, method: str = "GET", body: bytes | None = None, timeout: floa
     """One blocking HTTPS request; returns (status, body bytes)."""
     req = urllib.request.Request(url, data=body, method=method,
                                  headers={"Content-Type": "application/json",
-                                          "Accept": "application/json"})
+                                          "Accept": "application/json",
+                                          "Authorization": f"Bearer {BENCH_TOKEN}"})
     try:
         with urllib.request.urlopen(req, context=insecure_ctx(), timeout=timeout) as r:
             return r.status, r.read()
@@ -199,10 +200,18 @@ class Proc:
                 self.proc.wait()
 
 
+BENCH_TOKEN = "kubeshim-bench-token"
+
+
 def kubeshim_proc(data_dir: str, port: int | None = None) -> Proc:
+    """kubeshim with a static token in system:masters: wrk cannot present client certificates."""
     port = port or free_port()
+    os.makedirs(data_dir, exist_ok=True)
+    tokens = os.path.join(data_dir, "bench-tokens.csv")
+    with open(tokens, "w") as f:
+        f.write(f'{BENCH_TOKEN},bench,bench-uid,"system:masters"\n')
     return Proc([PY, "-m", "shim.cli", "server", "--data-dir", data_dir, "--port", str(port),
-                 "--no-node"], data_dir, port)
+                 "--no-node", "--token-auth-file", tokens], data_dir, port)
 
 
 def floor_proc(data_dir: str, body_file: str | None, port: int | None = None) -> Proc:
@@ -235,6 +244,7 @@ tid = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json"
+wrk.headers["Authorization"] = "Bearer kubeshim-bench-token"
 function setup(thread)
   thread:set("tid", nthreads)
   nthreads = nthreads + 1
@@ -250,6 +260,7 @@ end
 
 LUA_GET = r'''
 wrk.headers["Accept"] = "application/json"
+wrk.headers["Authorization"] = "Bearer kubeshim-bench-token"
 '''
 
 
@@ -791,7 +802,7 @@ class Bench:
             self.say(f"{r[0].ljust(w0)}  {r[1].ljust(w1)}  {r[2].ljust(w2)}  {r[3]}")
         for k, v in self.errors.items():
             self.say(f"ERROR {k}: {v[:400]}")
-        self.say("notes: wrk sends no client certificate (the server does not enforce authn yet); "
+        self.say("notes: wrk authenticates with a static system:masters bearer token; "
                  "ratios are medians of per-round paired ratios.")
 
 
