@@ -216,3 +216,22 @@ class Raw:
 @pytest.fixture(scope="session")
 def raw(server):
     return Raw(server)
+
+
+def _netns_names() -> set[str]:
+    try:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    except OSError:
+        return set()
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_pod_netns():
+    """Pods outlive the servers the tests stop (by design: they survive restarts), so their
+    network namespaces would outlive the test run; remove the ones this session created."""
+    before = _netns_names()
+    yield
+    for name in sorted(_netns_names() - before):
+        if name.startswith("ks-"):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
