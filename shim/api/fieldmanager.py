@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
-from shim.openapi import schema
+from shim.openapi import fieldvalidation, schema
 
 from . import errors
 from .errors import StatusError
@@ -1159,20 +1159,7 @@ def _set_last_applied(obj: dict, config: dict) -> None:
 # The REST hook
 # ============================================================================================
 
-_CREATE_MEMO: dict[tuple, bytes] = {}
-_IDENTITY = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
-             "generateName", "selfLink")
-
-
-def _shape_key(obj: dict) -> bytes | None:
-    """The object with the identity fields of its metadata blanked (their values never appear in
-    fieldsV1; their presence does)."""
-    meta = obj.get("metadata") or {}
-    blank = {k: (0 if k in _IDENTITY else v) for k, v in meta.items() if k != "managedFields"}
-    try:
-        return orjson.dumps({**obj, "metadata": blank})
-    except (TypeError, orjson.JSONEncodeError):
-        return None
+_CREATE_MEMO: dict[tuple, bytes] = {}   # (definition, manager, subresource, shape) -> entries
 
 
 class FieldManager:
@@ -1201,7 +1188,7 @@ class FieldManager:
         if old is None and not managed:
             # A create's entries depend on the object's shape, not on its identity: objects
             # stamped from one template (RC pods) share them, only the time differs.
-            shape = _shape_key(new)
+            shape = fieldvalidation.shape_key(new, drop=("managedFields",))
             memo_key = (res.definition, manager, subresource or "", shape) if shape else None
             hit = _CREATE_MEMO.get(memo_key) if memo_key else None
             if hit is not None:

@@ -326,17 +326,27 @@ def check(obj: dict, definition: str, mode: str | None, kind: str, body: bytes |
 VALID_MODES = ("Ignore", "Warn", "Strict")
 
 _CLEAN: dict[bytes, None] = {}
-_IDENTITY = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generateName")
+_IDENTITY = ("name", "namespace", "uid", "creationTimestamp", "resourceVersion", "generation",
+             "generateName", "selfLink")
+
+
+def shape_key(obj: dict, drop: tuple[str, ...] = ()) -> bytes | None:
+    """The object as bytes with the identity values of its metadata blanked (and the metadata
+    keys in `drop` left out): objects stamped from one template share the key. None when the
+    object cannot be encoded (e.g. integers beyond 64 bits from YAML)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        obj = {**obj, "metadata": {k: (0 if k in _IDENTITY else v) for k, v in meta.items()
+                                   if k not in drop}}
+    try:
+        return orjson.dumps(obj)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
 
 
 def _clean_key(obj: dict, definition: str) -> bytes | None:
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        obj = {**obj, "metadata": {k: (0 if k in _IDENTITY else v) for k, v in meta.items()}}
-    try:
-        return definition.encode() + b"\0" + orjson.dumps(obj)
-    except (TypeError, orjson.JSONEncodeError):   # e.g. integers beyond 64 bits from YAML
-        return None
+    key = shape_key(obj)
+    return None if key is None else definition.encode() + b"\0" + key
 
 
 def _remember_clean(key: bytes | None) -> None:
